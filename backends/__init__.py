@@ -1,0 +1,1 @@
+"""offload's built-in storage backends (installed as ``offload_backends``)."""

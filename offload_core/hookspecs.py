@@ -1,0 +1,77 @@
+"""The hooks a plugin may implement. Every hook name starts with ``offload_``.
+
+Registration hooks receive a :class:`~offload_core.registry.Registrar`; call it once per object::
+
+    from offload_core import hookimpl
+
+    @hookimpl
+    def offload_register_backends(register):
+        register("mystore", "my_pkg.store:open_store", schemes=("mys",), extra="mystore")
+
+Observer hooks receive frozen event objects and must not raise: their errors are logged and
+swallowed so that metrics or tracing never break delivery.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .events import ErrorEvent, ResolvedEvent, StoredEvent
+    from .registry import Registrar
+
+PROJECT = "offload"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def offload_register_backends(register: Registrar) -> None:
+    """Register storage backends: ``register(name, target, schemes=(...), extra=...)``.
+
+    The target is a factory ``(url: str, **options) -> Store`` (see :mod:`offload_core.store`).
+    """
+
+
+@hookspec
+def offload_register_transports(register: Registrar) -> None:
+    """Register transports (``sqs``, ``sns``, ``eventbridge`` ...) by name."""
+
+
+@hookspec
+def offload_register_pointer_formats(register: Registrar) -> None:
+    """Register pointer formats: objects following :class:`offload_core.pointer.PointerFormat`."""
+
+
+@hookspec
+def offload_register_compressors(register: Registrar) -> None:
+    """Register compressors: factories ``(**options) -> Codec`` (see :mod:`offload_core.codecs`)."""
+
+
+@hookspec
+def offload_register_checksums(register: Registrar) -> None:
+    """Register checksum algorithms: callables returning a hashlib-like object."""
+
+
+@hookspec
+def offload_register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``offload`` command line (a :class:`click.Group`)."""
+
+
+@hookspec
+def offload_stored(event: StoredEvent) -> None:
+    """A payload was stored and a pointer made for it."""
+
+
+@hookspec
+def offload_resolved(event: ResolvedEvent) -> None:
+    """A pointer was dereferenced and its payload verified."""
+
+
+@hookspec
+def offload_error(event: ErrorEvent) -> None:
+    """Storing or resolving a payload failed; ``event.error`` is the exception."""

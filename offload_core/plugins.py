@@ -1,0 +1,244 @@
+"""Finding, loading and querying plugins.
+
+All state lives in a :class:`Plugins` object. :func:`default_plugins` builds one from the
+installed entry points on first use; tests and applications can build their own (for instance
+``Plugins.from_modules(...)``) and pass it wherever a ``plugins=`` argument is taken.
+
+Environment variables read when entry points are loaded:
+
+``OFFLOAD_PLUGINS``
+    Comma-separated allowlist of entry-point names; only these load. Set but empty: none load.
+``OFFLOAD_DISABLED_PLUGINS``
+    Comma-separated blocklist of entry-point names that never load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginNotFoundError
+from .registry import Entry, Kind, Registrar, Registry
+
+if TYPE_CHECKING:
+    import click
+
+    from .events import ErrorEvent, ResolvedEvent, StoredEvent
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Plugins", "default_plugins", "set_default_plugins"]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "offload"
+
+_REGISTRATION_HOOKS: dict[Kind, str] = {
+    "backend": "offload_register_backends",
+    "transport": "offload_register_transports",
+    "pointer_format": "offload_register_pointer_formats",
+    "compressor": "offload_register_compressors",
+    "checksum": "offload_register_checksums",
+}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One loaded plugin: its name, the distribution that installed it, and its hooks."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+
+
+def _env_list(env: Mapping[str, str], name: str) -> set[str] | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+class Plugins:
+    """A pluggy manager plus the registry built from its registration hooks."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._dists: dict[str, tuple[str | None, str | None]] = {}
+        self._registry: Registry | None = None
+        self._lock = threading.Lock()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_entry_points(cls, env: Mapping[str, str] | None = None) -> Plugins:
+        """Load every installed plugin of the ``offload`` group, honouring the env allow/blocklists."""
+        plugins = cls()
+        plugins.load_entry_points(env if env is not None else os.environ)
+        return plugins
+
+    @classmethod
+    def from_modules(cls, *modules: object, **named: object) -> Plugins:
+        """A manager holding only the given plugin objects (no entry points); handy in tests."""
+        plugins = cls()
+        for module in modules:
+            plugins.register(module)
+        for name, module in named.items():
+            plugins.register(module, name=name)
+        return plugins
+
+    def load_entry_points(self, env: Mapping[str, str]) -> None:
+        allow = _env_list(env, "OFFLOAD_PLUGINS")
+        block = _env_list(env, "OFFLOAD_DISABLED_PLUGINS") or set()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if (allow is not None and ep.name not in allow) or ep.name in block:
+                log.debug("plugin %s skipped by OFFLOAD_PLUGINS/OFFLOAD_DISABLED_PLUGINS", ep.name)
+                continue
+            if self.pm.has_plugin(ep.name):
+                continue  # the same distribution seen twice on sys.path
+            dist = ep.dist
+            self.register(
+                ep.load(),
+                name=ep.name,
+                distribution=dist.metadata["Name"] if dist else None,
+                version=dist.version if dist else None,
+            )
+        self.pm.check_pending()
+
+    def register(
+        self,
+        plugin: object,
+        name: str | None = None,
+        *,
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> str:
+        """Register one plugin object (usually a module with ``@hookimpl`` functions)."""
+        registered = self.pm.register(plugin, name=name)
+        if registered is None:
+            raise ValueError(f"plugin {name or plugin!r} is blocked or already registered")
+        self.pm.check_pending()
+        self._dists[registered] = (distribution, version)
+        with self._lock:
+            self._registry = None  # rebuilt on next use
+        return registered
+
+    # -- the registry ----------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        """Every entry the registration hooks produced, built once per set of plugins."""
+        with self._lock:
+            if self._registry is None:
+                self._registry = self._build_registry()
+            return self._registry
+
+    def _build_registry(self) -> Registry:
+        registry = Registry()
+        for kind, hook_name in _REGISTRATION_HOOKS.items():
+            hook = getattr(self.pm.hook, hook_name)
+            # Call each implementation with its own registrar so every entry knows its plugin.
+            for impl in reversed(hook.get_hookimpls()):
+                args = {"register": Registrar(registry, kind, impl.plugin_name)}
+                impl.function(*[args[name] for name in impl.argnames])
+        return registry
+
+    def get(self, kind: Kind, name: str) -> Any:
+        """The loaded object registered as ``name`` for ``kind``."""
+        return self.registry.get(kind, name).load()
+
+    def entry_for_url(self, url: str) -> Entry:
+        """The backend entry serving ``url``'s scheme (``file`` when there is none)."""
+        scheme = url.split("://", 1)[0].split("::", 1)[0] if "://" in url else "file"
+        by_scheme = self.registry.by_scheme()
+        if scheme not in by_scheme:
+            fallback = by_scheme.get("*")
+            if fallback is not None:
+                return fallback
+            import difflib
+
+            close = difflib.get_close_matches(scheme, list(by_scheme), n=1)
+            raise PluginNotFoundError(
+                "backend for URL scheme",
+                scheme,
+                available=list(by_scheme),
+                suggestion=close[0] if close else None,
+            )
+        return by_scheme[scheme]
+
+    # -- observers and commands ------------------------------------------------------------
+
+    def notify(self, event: StoredEvent | ResolvedEvent | ErrorEvent) -> None:
+        """Tell observer plugins about an event; their failures are logged, never raised."""
+        from .events import ErrorEvent, ResolvedEvent, StoredEvent
+
+        hook_name = {
+            StoredEvent: "offload_stored",
+            ResolvedEvent: "offload_resolved",
+            ErrorEvent: "offload_error",
+        }[type(event)]
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(*[event for _ in impl.argnames])
+            except Exception:
+                log.exception("observer %s.%s failed", impl.plugin_name, hook_name)
+
+    def add_commands(self, cli: click.Group) -> None:
+        self.pm.hook.offload_register_commands(cli=cli)
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def info(self) -> list[PluginInfo]:
+        out = []
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda pair: pair[0]):
+            if plugin is None:
+                continue
+            hooks = tuple(sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ()))
+            dist, version = self._dists.get(name, (None, None))
+            out.append(PluginInfo(name, dist, version, hooks))
+        return out
+
+    def describe(self, *, all_kinds: bool = True) -> list[dict[str, object]]:
+        """JSON-ready listing: each plugin with its distribution, hooks and what it registers."""
+        by_plugin: dict[str, dict[str, list[dict[str, object]]]] = {}
+        for entry in self.registry.entries():
+            kinds = by_plugin.setdefault(entry.plugin, {})
+            kinds.setdefault(entry.kind + "s", []).append(entry.describe())
+        out = []
+        for info in self.info():
+            row: dict[str, object] = {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "hooks": list(info.hooks),
+            }
+            row.update(by_plugin.get(info.name, {}))
+            out.append(row)
+        return out
+
+
+_default: Plugins | None = None
+_default_lock = threading.Lock()
+
+
+def default_plugins() -> Plugins:
+    """The process-wide plugins loaded from entry points, built on first call."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Plugins.from_entry_points()
+        return _default
+
+
+def set_default_plugins(plugins: Plugins | None) -> None:
+    """Replace (or, with ``None``, forget) the process-wide plugins; for tests and embedding."""
+    global _default
+    with _default_lock:
+        _default = plugins

@@ -1,0 +1,1 @@
+"""offload's built-in transports (installed as ``offload_transports``)."""
