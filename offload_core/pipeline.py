@@ -1,0 +1,410 @@
+"""The streaming pipeline between a payload and its stored form, in bounded memory.
+
+Writing: payload → chunks → checksum of the original bytes → codec → sink, counting both sizes.
+Reading: stored bytes → bounded decompression → size and digest checks → the original bytes.
+Neither direction holds more than a few chunks at a time; ``bytes`` in and out are conveniences
+on top (:func:`iter_chunks`, :func:`read_all`). Nothing here knows about stores or transports.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from itertools import chain
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    BinaryIO,
+    NoReturn,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    runtime_checkable,
+)
+
+from .codecs import SAMPLE_SIZE, Codec, IdentityCodec, looks_incompressible, readinto
+from .errors import DecompressionLimitError, DigestMismatchError, IntegrityError, SizeMismatchError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+__all__ = [
+    "CHUNK_SIZE",
+    "Chunk",
+    "HashLike",
+    "Payload",
+    "VerifyingReader",
+    "WriteResult",
+    "iter_chunks",
+    "open_verified",
+    "read_all",
+    "write_stream",
+]
+
+#: What can be sent: bytes-like, text (sent as UTF-8), a binary file object, or an iterable of
+#: bytes-like pieces.
+Payload: TypeAlias = "bytes | bytearray | memoryview | str | BinaryIO | Iterable[Chunk]"
+Chunk: TypeAlias = "bytes | bytearray | memoryview"
+
+_R = TypeVar("_R")
+
+#: Default piece size: what one read of a payload file returns and what one stored part holds.
+CHUNK_SIZE = 8 * 1024 * 1024
+#: Pieces at least this large are hashed on a worker thread, overlapping the caller's I/O.
+_BACKGROUND_MIN = 1024 * 1024
+#: Pieces queued for the hashing thread at most; the caller waits beyond that.
+_BACKGROUND_DEPTH = 2
+
+
+@runtime_checkable
+class HashLike(Protocol):
+    """What a registered checksum constructor returns: the hashlib interface, in part."""
+
+    def update(self, data: ReadableBuffer, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class _BackgroundHasher:
+    """Feeds a hasher from one worker thread, in order, so hashing overlaps the caller's I/O.
+
+    Only immutable ``bytes`` of at least ``_BACKGROUND_MIN`` go to the thread; anything else is
+    hashed at once, after the queue has drained. At most ``_BACKGROUND_DEPTH`` pieces are queued,
+    so memory stays bounded. hashlib and the other built-in checksums release the GIL.
+    """
+
+    def __init__(self, hasher: HashLike) -> None:
+        self._hasher = hasher
+        self._queued: deque[Future[None]] = deque()
+        self._executor: ThreadPoolExecutor | None = None
+
+    def update(self, data: ReadableBuffer) -> None:
+        if not isinstance(data, bytes) or len(data) < _BACKGROUND_MIN:
+            self._wait(0)
+            self._hasher.update(data)
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="offload-hash")
+        self._wait(_BACKGROUND_DEPTH - 1)
+        self._queued.append(self._executor.submit(self._hasher.update, data))
+
+    def hexdigest(self) -> str:
+        self._wait(0)
+        return self._hasher.hexdigest()
+
+    def close(self) -> None:
+        """Stop the worker; queued pieces are dropped (the digest is then meaningless)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._queued.clear()
+
+    def _wait(self, keep: int) -> None:
+        while len(self._queued) > keep:
+            self._queued.popleft().result()
+
+
+def iter_chunks(payload: Payload, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    """The payload as a stream of non-empty ``bytes`` chunks.
+
+    A ``str`` is encoded as UTF-8 a slice at a time, bytes-like objects are sliced, file objects
+    are read ``chunk_size`` bytes at a time, and an iterable's items are passed on as they come
+    (copied to ``bytes`` if they are another bytes-like type, since a caller may reuse a buffer).
+    Anything else raises ``TypeError``.
+    """
+    if chunk_size <= 0:
+        raise ValueError("chunk_size must be positive")
+    if isinstance(payload, str):
+        for start in range(0, len(payload), chunk_size):
+            yield payload[start : start + chunk_size].encode("utf-8")
+    elif isinstance(payload, (bytes, bytearray, memoryview)):
+        view = memoryview(payload).cast("B")
+        if isinstance(payload, bytes) and len(view) <= chunk_size:
+            if view:
+                yield payload
+            return
+        for start in range(0, len(view), chunk_size):
+            yield view[start : start + chunk_size].tobytes()
+    elif hasattr(payload, "read"):
+        while chunk := payload.read(chunk_size):
+            yield _as_bytes(chunk, what="read() returned")
+    elif isinstance(payload, Iterable):
+        for item in payload:
+            if chunk := _as_bytes(item, what="the payload iterable yielded"):
+                yield chunk
+    else:
+        raise TypeError(f"cannot send a payload of type {type(payload).__name__}")
+
+
+def _as_bytes(item: object, *, what: str) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, (bytearray, memoryview)):
+        return memoryview(item).tobytes()
+    raise TypeError(f"{what} {type(item).__name__}, not bytes; open files in binary mode")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What :func:`write_stream` stored: sizes, the codec really used, and the digest."""
+
+    #: Byte length of the original payload.
+    size: int
+    #: Byte length written to the sink.
+    stored_size: int
+    #: Codec of the stored bytes; ``"none"`` when an incompressible payload was stored raw.
+    codec: str
+    #: Registered name of the checksum algorithm, and the hex digest of the original bytes.
+    checksum: str
+    digest: str
+
+
+def write_stream(
+    chunks: Iterable[Chunk],
+    sink: BinaryIO,
+    *,
+    codec: Codec,
+    checksum: str,
+    hasher: HashLike,
+    skip_incompressible: bool = True,
+) -> WriteResult:
+    """Hash, compress and write ``chunks`` to ``sink``; the sink is left open.
+
+    The first 64 KiB are tried with fast compression first: when compressing would save under
+    5 % (already compressed media, encrypted data), the payload is stored raw and the result's
+    codec is ``"none"``, which the pointer must then carry.
+    """
+    pieces = map(partial(_as_bytes, what="write_stream got"), chunks)
+    head: list[bytes] = []
+    if codec.name != IdentityCodec.name and skip_incompressible:
+        sampled = 0
+        while sampled < SAMPLE_SIZE and (chunk := next(pieces, None)) is not None:
+            head.append(chunk)
+            sampled += len(chunk)
+        if looks_incompressible(b"".join(chunk[:SAMPLE_SIZE] for chunk in head)):
+            codec = IdentityCodec()
+
+    size = stored_size = 0
+    background = _BackgroundHasher(hasher)
+
+    def hashed() -> Iterator[bytes]:
+        nonlocal size
+        for chunk in chain(head, pieces):
+            background.update(chunk)
+            size += len(chunk)
+            yield chunk
+
+    try:
+        for out in codec.compress(hashed()):
+            if out:
+                sink.write(out)
+                stored_size += len(out)
+        digest = background.hexdigest()
+    finally:
+        background.close()
+    return WriteResult(
+        size=size, stored_size=stored_size, codec=codec.name, checksum=checksum, digest=digest
+    )
+
+
+def open_verified(
+    raw: BinaryIO,
+    *,
+    codec: Codec,
+    size: int | None,
+    hasher: HashLike | None,
+    expected_digest: str | None,
+    checksum: str | None,
+    max_size: int,
+    location: str | None = None,
+) -> VerifyingReader:
+    """A reader of the original bytes of the stored stream ``raw``, checked as it is read.
+
+    The reader owns ``raw`` (closing it closes ``raw``; so does an error here). A declared
+    ``size`` above ``max_size`` is refused at once with ``DecompressionLimitError``; without a
+    declared size, decompression stops at ``max_size``. ``expected_digest`` needs ``hasher``.
+    """
+    try:
+        if max_size < 0 or (size is not None and size < 0):
+            raise ValueError("sizes must not be negative")
+        if expected_digest is not None and hasher is None:
+            raise ValueError("a hasher is needed to verify expected_digest")
+        if size is not None and size > max_size:
+            raise DecompressionLimitError(limit=max_size, location=location)
+        # One byte of slack past the declared size, so that overlong data is told apart (as a
+        # SizeMismatchError) from data that merely reaches the size.
+        limit = max_size if size is None else size + 1
+        stream = codec.decompress(raw, limit=limit, location=location)
+    except BaseException:
+        raw.close()
+        raise
+    return VerifyingReader(
+        stream,
+        size=size,
+        hasher=hasher,
+        expected_digest=expected_digest,
+        checksum=checksum,
+        location=location,
+    )
+
+
+class VerifyingReader(io.BufferedIOBase, BinaryIO):
+    """The original bytes of a stored payload, counted and hashed as they are read.
+
+    Raises :class:`~offload_core.errors.SizeMismatchError` as soon as more bytes arrive than
+    declared, and at the end for a short payload; :class:`~offload_core.errors.DigestMismatchError`
+    at the end for a wrong digest. The end is checked when a read returns nothing, or right after
+    the declared size has been read. ``verified`` is True only after a clean end. An error is
+    sticky: every later read raises it again. Bytes handed out before an error must be discarded.
+
+    Iterating yields chunks of up to :data:`CHUNK_SIZE` bytes, not lines.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        *,
+        size: int | None,
+        hasher: HashLike | None,
+        expected_digest: str | None,
+        checksum: str | None,
+        location: str | None,
+    ) -> None:
+        super().__init__()
+        self._stream = stream
+        #: The declared byte length of the original payload, if known.
+        self.size = size
+        self._hasher = None if hasher is None else _BackgroundHasher(hasher)
+        self._expected = expected_digest
+        self._checksum = checksum
+        self.location = location
+        self._count = 0
+        self._error: IntegrityError | None = None
+        #: True once the whole payload has been read and every available check has passed.
+        self.verified = False
+        #: The hex digest of the bytes read, once the end has been reached with a hasher.
+        self.digest: str | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        """How many original bytes have been handed out so far."""
+        return self._count
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return read_all(self)
+        self._check_open()
+        if self.verified or size == 0:
+            return b""
+        data = self._pull(self._stream.read, size)
+        self._account(data)
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(CHUNK_SIZE if size < 0 else size)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        self._check_open()
+        view = memoryview(buffer).cast("B")
+        if self.verified or not view:
+            return 0
+        count = self._pull(readinto, self._stream, view)
+        self._account(view[:count])
+        return count
+
+    readinto1 = readinto
+
+    def __next__(self) -> bytes:
+        chunk = self.read(CHUNK_SIZE)
+        if not chunk:
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if self._hasher is not None:
+                    self._hasher.close()
+                self._stream.close()
+            finally:
+                super().close()
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    def _pull(self, method: Callable[..., _R], *args: Any) -> _R:
+        """Call the decompressed stream, remembering any integrity error it raises."""
+        try:
+            return method(*args)
+        except IntegrityError as exc:
+            self._fail(exc)
+
+    def _account(self, data: ReadableBuffer) -> None:
+        count = len(memoryview(data))
+        if not count:
+            self._finish()
+            return
+        self._count += count
+        if self.size is not None and self._count > self.size:
+            self._fail(
+                SizeMismatchError(expected=self.size, actual=self._count, location=self.location)
+            )
+        if self._hasher is not None:
+            self._hasher.update(data)
+        if self.size is not None and self._count == self.size:
+            self._account(self._pull(self._stream.read, 1))  # settle the end now
+
+    def _finish(self) -> None:
+        if self.size is not None and self._count != self.size:
+            self._fail(
+                SizeMismatchError(expected=self.size, actual=self._count, location=self.location)
+            )
+        if self._hasher is not None:
+            self.digest = self._hasher.hexdigest()
+            if self._expected is not None and self.digest.lower() != self._expected.lower():
+                self._fail(
+                    DigestMismatchError(
+                        algorithm=self._checksum or "checksum",
+                        expected=self._expected,
+                        actual=self.digest,
+                        location=self.location,
+                    )
+                )
+        self.verified = True
+
+    def _fail(self, error: IntegrityError) -> NoReturn:
+        self._error = error
+        raise error
+
+
+def read_all(reader: BinaryIO) -> bytes:
+    """Everything ``reader`` has left, as one ``bytes`` built in one buffer.
+
+    With a :class:`VerifyingReader` of known size the buffer is allocated once at that size and
+    filled in place, so peak memory is the payload size, not twice it.
+    """
+    buffer = io.BytesIO()
+    if isinstance(reader, VerifyingReader) and reader.size is not None:
+        left = reader.size - reader.bytes_read
+        if left > 0:
+            buffer.seek(left - 1)
+            buffer.write(b"\0")  # grows the buffer to exactly `left` bytes
+            with buffer.getbuffer() as view:
+                filled = 0
+                while filled < left and (count := reader.readinto(view[filled:])):
+                    filled += count
+            buffer.truncate(filled)
+            buffer.seek(filled)
+    while chunk := reader.read(CHUNK_SIZE):
+        buffer.write(chunk)
+    return buffer.getvalue()
