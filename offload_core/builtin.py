@@ -11,18 +11,36 @@ from .registry import Registrar
 
 @hookimpl
 def offload_register_pointer_formats(register: Registrar) -> None:
-    register("native", "offload_core.formats.native:NativeFormat",
-             description="offload's versioned JSON pointer; any store, codec and checksum")
-    register("aws", "offload_core.formats.aws:AwsFormat",
-             description="AWS extended-client pointer (Java/Python SQS and SNS clients)")
-    register("dotnet", "offload_core.formats.foreign:DotnetFormat",
-             description="read-only: .NET extended client")
-    register("pysqs", "offload_core.formats.foreign:PysqsFormat",
-             description="read-only: pysqs-extended-client")
-    register("sns-sqs-big-payload", "offload_core.formats.foreign:BigPayloadFormat",
-             description="read-only: npm sns-sqs-big-payload")
-    register("bbc-sqs-extended", "offload_core.formats.foreign:BbcFormat",
-             description="read-only: npm @bbc/sqs-extended")
+    register(
+        "native",
+        "offload_core.formats.native:NativeFormat",
+        description="offload's versioned JSON pointer; any store, codec and checksum",
+    )
+    register(
+        "aws",
+        "offload_core.formats.aws:AwsFormat",
+        description="AWS extended-client pointer (Java/Python SQS and SNS clients)",
+    )
+    register(
+        "dotnet",
+        "offload_core.formats.foreign:DotnetFormat",
+        description="read-only: .NET extended client",
+    )
+    register(
+        "pysqs",
+        "offload_core.formats.foreign:PysqsFormat",
+        description="read-only: pysqs-extended-client",
+    )
+    register(
+        "sns-sqs-big-payload",
+        "offload_core.formats.foreign:BigPayloadFormat",
+        description="read-only: npm sns-sqs-big-payload",
+    )
+    register(
+        "bbc-sqs-extended",
+        "offload_core.formats.foreign:BbcFormat",
+        description="read-only: npm @bbc/sqs-extended",
+    )
 
 
 @hookimpl

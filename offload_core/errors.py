@@ -11,14 +11,15 @@ to act on it (location, sizes, which check failed) as attributes, not only in th
     │   └── IncompatibleOptionsError  options that cannot work together (AWS format + zstd)
     ├── PointerError                  a message that is a pointer but not a valid one
     │   └── UnsupportedVersionError   a native pointer of a version this reader does not know
-    ├── MessageTooLargeError          does not fit the transport and offloading is off (.size, .limit)
+    ├── MessageTooLargeError          does not fit and offloading is off (.size, .limit)
     ├── LocationNotAllowedError       the pointer names a location outside the configured stores
     ├── StorageError                  the store failed (.location)
     │   ├── UnsafeKeyError            a key that would escape the store's root
     │   ├── PayloadNotFoundError      nothing at the location (it may have expired)
     │   ├── AccessDeniedError         the store refused (note: S3 answers 403 for missing keys too)
     │   └── TransientStorageError     throttling, timeouts, 5xx: retryable
-    └── IntegrityError                the payload read is not the payload written (.location, .check)
+    ├── TransportError                the queue or topic service failed a call (.operation, .code)
+    └── IntegrityError                the bytes read are not those written (.location, .check)
         ├── DigestMismatchError       checksum differs (.expected, .actual)
         ├── SizeMismatchError         truncated or overlong data (.expected, .actual)
         └── DecompressionLimitError   output would exceed the declared size or the hard cap (.limit)
@@ -48,6 +49,7 @@ __all__ = [
     "SizeMismatchError",
     "StorageError",
     "TransientStorageError",
+    "TransportError",
     "UnsafeKeyError",
     "UnsupportedVersionError",
 ]
@@ -80,7 +82,7 @@ class PluginNotFoundError(ConfigurationError):
 
 
 class PluginConflictError(ConfigurationError):
-    """Two plugins register the same name for one kind; disable one with OFFLOAD_DISABLED_PLUGINS."""
+    """Two plugins register one name for one kind; disable one with OFFLOAD_DISABLED_PLUGINS."""
 
     def __init__(self, kind: str, name: str, plugins: Sequence[str]) -> None:
         self.kind = kind
@@ -175,6 +177,26 @@ class TransientStorageError(StorageError):
     """Throttling, a timeout or a server error; the same call may succeed later."""
 
     retryable = True
+
+
+class TransportError(OffloadError):
+    """The messaging service (SQS, SNS ...) refused or failed a call; the original error is the
+    ``__cause__``. ``retryable`` is set per error: True for throttling, timeouts and 5xx."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        code: str | None = None,
+        destination: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        self.operation = operation
+        self.code = code
+        self.destination = destination
+        self.retryable = retryable
+        super().__init__(message)
 
 
 class IntegrityError(OffloadError):

@@ -1,4 +1,4 @@
-"""Events handed to the observer hooks (``offload_stored``, ``offload_resolved``, ``offload_error``)."""
+"""Observer hook events: ``offload_stored``, ``offload_resolved``, ``offload_error``."""
 
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ class Plugins:
 
     @classmethod
     def from_entry_points(cls, env: Mapping[str, str] | None = None) -> Plugins:
-        """Load every installed plugin of the ``offload`` group, honouring the env allow/blocklists."""
+        """Load the installed plugins of the ``offload`` group, honouring the allow/blocklists."""
         plugins = cls()
         plugins.load_entry_points(env if env is not None else os.environ)
         return plugins

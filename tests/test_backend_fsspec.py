@@ -24,6 +24,7 @@ from offload_core.errors import (
     TransientStorageError,
 )
 from offload_core.testing import BackendConformance
+from offload_core.testing.aws import MotoServer
 
 
 class TestFsspecStoreOverLocalFiles(BackendConformance):
@@ -69,17 +70,10 @@ class TestFsspecStoreOverFsspecMemory(BackendConformance):
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on a free port, with one bucket."""
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    fs = fsspec.filesystem("s3", **_s3_options(endpoint))
-    fs.call_s3("create_bucket", Bucket="conformance")
-    yield endpoint
-    server.stop()
+def s3_endpoint(moto_server: MotoServer) -> str:
+    """The session's moto server, with the conformance bucket."""
+    moto_server.client("s3").create_bucket(Bucket="conformance")
+    return moto_server.endpoint
 
 
 def _s3_options(endpoint: str) -> dict[str, Any]:

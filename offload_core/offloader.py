@@ -1,0 +1,504 @@
+"""The public façade: turn payloads into messages and messages back into verified payloads.
+
+Transports sit on an :class:`Offloader`; applications may use it directly::
+
+    off = Offloader("s3://payloads/orders", compression="zstd")
+    msg = off.prepare(big_json, limits=Limits(max_size=262_144))
+    sqs.send_message(QueueUrl=url, MessageBody=msg.body, ...)   # msg.attributes too
+    ...
+    data = off.resolve(received_body, received_attributes)       # bytes, verified
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import IO, Any, BinaryIO, TypeVar, cast
+
+from .codecs import Codec
+from .detect import detect, inspect
+from .errors import (
+    DecompressionLimitError,
+    IncompatibleOptionsError,
+    LocationNotAllowedError,
+    MessageTooLargeError,
+    OffloadError,
+)
+from .events import ErrorEvent, ResolvedEvent, StoredEvent
+from .message import Attribute, OutgoingMessage
+from .pipeline import WriteResult, iter_chunks, open_verified, read_all, write_stream
+from .plugins import Plugins, default_plugins
+from .pointer import EncodedPointer, Pointer, PointerFormat
+from .policy import Limits, Mode, Policy
+from .store import Store
+
+__all__ = ["KeyRequest", "Offloader", "Payload", "Received"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: What can be published: bytes-like, text (sent as UTF-8), a binary file object, or chunks.
+Payload = bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes]
+
+#: Attribute names that pointer formats set; a caller may not use them.
+RESERVED_ATTRIBUTES = frozenset({"ExtendedPayloadSize", "SQSLargePayloadSize", "S3MessageBodyKey"})
+
+DEFAULT_MAX_PAYLOAD_SIZE = 16 * 2**30
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """What a key-naming function knows when it names a new object."""
+
+    now: datetime
+    content_type: str | None = None
+    #: Set when content-addressed keys are asked for: the payload's checksum name and digest.
+    checksum: str | None = None
+    digest: str | None = None
+
+
+def default_key(request: KeyRequest) -> str:
+    """``yyyy/mm/dd/<uuid4>``; content-addressed: ``<checksum>/<digest>``."""
+    if request.digest is not None:
+        return f"{request.checksum}/{request.digest}"
+    return f"{request.now:%Y/%m/%d}/{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class Received:
+    """A received message after unwrapping envelopes: inline body, or the pointer it carries."""
+
+    body: str | bytes
+    attributes: Mapping[str, Attribute] = field(default_factory=dict)
+    pointer: Pointer | None = None
+
+    @property
+    def user_attributes(self) -> dict[str, Attribute]:
+        """The attributes the publisher set, without the pointer formats' markers."""
+        return {k: v for k, v in self.attributes.items() if k not in RESERVED_ATTRIBUTES}
+
+
+class _NullSink(io.RawIOBase):
+    """Counts and discards; used to describe an object that a content-addressed write found."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return len(memoryview(b))
+
+
+class Offloader:
+    """Stores payloads that do not fit a message, and reads them back, verified.
+
+    :param store: where payloads go: a URL (``s3://bucket/prefix``, ``file:///srv/p``,
+        ``memory://name``, any fsspec URL) or a :class:`~offload_core.store.Store`.
+    :param compression: a registered compressor (``"zstd"``) or ``None``.
+    :param checksum: digest of the original bytes carried in the pointer and verified on read.
+    :param pointer_format: ``"aws"`` or ``"native"``; by default AWS for S3 stores without
+        compression (readable by every AWS extended client), native otherwise.
+    :param allow: further store URLs (or stores) whose locations a consumer may read; anything
+        else is refused before any I/O.
+    :param max_payload_size: hard cap on a payload read back (decompressed), in bytes.
+    :param content_addressed: name objects by digest so a retried publish stores one object
+        (needs bytes or a seekable file).
+    """
+
+    def __init__(
+        self,
+        store: str | Store,
+        *,
+        compression: str | None = None,
+        compression_options: Mapping[str, Any] | None = None,
+        checksum: str = "sha256",
+        pointer_format: str | None = None,
+        threshold: int | None = None,
+        mode: Mode = "auto",
+        allow: Iterable[str | Store] = (),
+        max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
+        expires_after: timedelta | None = None,
+        content_addressed: bool = False,
+        key_naming: Callable[[KeyRequest], str] = default_key,
+        storage_options: Mapping[str, Any] | None = None,
+        plugins: Plugins | None = None,
+    ) -> None:
+        self.plugins = plugins or default_plugins()
+        self.store = self._open_store(store, storage_options)
+        self.policy = Policy(mode=mode, threshold=threshold)
+        self.checksum = checksum
+        self.plugins.registry.get("checksum", checksum).load()  # fail now, not at first publish
+        self.compression = compression or "none"
+        self._codec: Codec = self.plugins.get("compressor", self.compression)(
+            **(compression_options or {})
+        )
+        self.pointer_format = pointer_format or self._default_format()
+        self._format: PointerFormat = self.plugins.get("pointer_format", self.pointer_format)()
+        if not self._format.writable:
+            raise IncompatibleOptionsError(f"pointer format {self.pointer_format!r} is read-only")
+        # Fail at construction, not after an upload, if this format cannot point into this store
+        # with this codec (the AWS format needs S3 and no compression).
+        self._format.encode(
+            Pointer(
+                self.store.location("probe"),
+                size=0,
+                codec=self.compression,
+                dialect=self.pointer_format,
+            )
+        )
+        self.max_payload_size = max_payload_size
+        self.expires_after = expires_after
+        self.content_addressed = content_addressed
+        self.key_naming = key_naming
+        self._stores: list[Store] = [self.store]
+        self._stores += [self._open_store(s, storage_options) for s in allow]
+        self._readers: list[PointerFormat] = [
+            self.plugins.get("pointer_format", name)()
+            for name in self.plugins.registry.names("pointer_format")
+        ]
+
+    def _open_store(self, store: str | Store, options: Mapping[str, Any] | None) -> Store:
+        if not isinstance(store, str):
+            return store
+        factory = self.plugins.entry_for_url(store).load()
+        opened: Store = factory(store, **(options or {}))
+        return opened
+
+    def _default_format(self) -> str:
+        s3 = self.store.url.startswith("s3://")
+        return "aws" if s3 and self.compression == "none" else "native"
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        payload: Payload,
+        *,
+        attributes: Mapping[str, Attribute] | None = None,
+        limits: Limits | None = None,
+        content_type: str | None = None,
+    ) -> OutgoingMessage:
+        """An inline message if the payload fits ``limits`` (and the policy), else store it and
+        return the pointer message. Reads at most the limit's worth of a stream to decide."""
+        limits = limits or Limits()
+        attrs = dict(attributes or {})
+        self._check_attributes(attrs, limits)
+        origin = _tell(payload)
+        chunks: Iterator[bytes] = iter_chunks(payload)
+        if self.policy.mode != "always":
+            budget = self.policy.effective_limit(limits)
+            head, chunks = _peek(chunks, budget + 1)
+            if len(head) <= budget:
+                body = _as_text(head)
+                if body is not None and not self._looks_like_pointer(body, attrs):
+                    measured = limits.measure(body, attrs if limits.carries_attributes else {})
+                    if not self.policy.should_offload(measured, limits):
+                        return OutgoingMessage(body, attrs)
+                elif self.policy.mode == "never":
+                    raise IncompatibleOptionsError(
+                        "payload cannot be sent inline (binary, or it looks like a pointer) and "
+                        "offloading is off"
+                    )
+            elif self.policy.mode == "never":
+                raise MessageTooLargeError(
+                    size=len(head),
+                    limit=budget,
+                    reason="payload alone is larger; offloading is off",
+                )
+        if isinstance(payload, (bytes, bytearray, memoryview, str)):
+            source: Payload = payload
+        elif origin is not None:
+            cast(IO[bytes], payload).seek(origin)
+            source = payload
+        else:
+            source = chunks  # a one-shot stream: what was peeked, then the rest
+        pointer = self.store_payload(source, content_type=content_type)
+        try:
+            return self._pointer_message(pointer, attrs, limits)
+        except BaseException:
+            self.discard(pointer)
+            raise
+
+    def publish(
+        self,
+        payload: Payload,
+        send: Callable[[OutgoingMessage], T],
+        *,
+        attributes: Mapping[str, Attribute] | None = None,
+        limits: Limits | None = None,
+        content_type: str | None = None,
+    ) -> T:
+        """:meth:`prepare`, then ``send(message)``; a payload stored for a send that raises is
+        removed again (best effort) before the error propagates."""
+        message = self.prepare(
+            payload, attributes=attributes, limits=limits, content_type=content_type
+        )
+        try:
+            return send(message)
+        except BaseException:
+            if message.pointer is not None:
+                self.discard(message.pointer)
+            raise
+
+    def store_payload(self, payload: Payload, *, content_type: str | None = None) -> Pointer:
+        """Store the payload (streamed, hashed, maybe compressed) and return its pointer."""
+        start = time.perf_counter()
+        now = datetime.now(timezone.utc)
+        try:
+            if self.content_addressed:
+                payload, request = self._content_address(payload, now, content_type)
+            else:
+                request = KeyRequest(now=now, content_type=content_type)
+            key = self.key_naming(request)
+            result = self._write(
+                key,
+                iter_chunks(payload),
+                exclusive=self.content_addressed,
+                metadata=_metadata(content_type),
+            )
+        except OffloadError as exc:
+            self.plugins.notify(ErrorEvent("store", exc, self.store.url))
+            raise
+        pointer = Pointer(
+            location=self.store.location(key),
+            size=result.size,
+            stored_size=result.stored_size,
+            codec=result.codec,
+            checksum=result.checksum,
+            digest=result.digest,
+            content_type=content_type,
+            expires=now + self.expires_after if self.expires_after else None,
+            dialect=self.pointer_format,
+        )
+        self.plugins.notify(
+            StoredEvent(
+                pointer.location,
+                result.size,
+                result.stored_size,
+                result.codec,
+                time.perf_counter() - start,
+            )
+        )
+        return pointer
+
+    def _write(
+        self, key: str, chunks: Iterable[bytes], *, exclusive: bool, metadata: Mapping[str, str]
+    ) -> WriteResult:
+        result: WriteResult | None = None
+        hasher = self.plugins.get("checksum", self.checksum)()
+        try:
+            with self.store.open_write(key, metadata=metadata, exclusive=exclusive) as sink:
+                result = write_stream(
+                    chunks, sink, codec=self._codec, checksum=self.checksum, hasher=hasher
+                )
+        except FileExistsError:
+            if not exclusive:
+                raise
+            # Same digest, same key: the object is already there. Describe it without storing.
+            if result is None:
+                result = write_stream(
+                    chunks,
+                    cast(BinaryIO, _NullSink()),
+                    codec=self._codec,
+                    checksum=self.checksum,
+                    hasher=hasher,
+                )
+        return result
+
+    def _content_address(
+        self, payload: Payload, now: datetime, content_type: str | None
+    ) -> tuple[Payload, KeyRequest]:
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if isinstance(payload, (bytes, bytearray, memoryview)):
+
+            def rewind() -> None:
+                pass
+        elif (origin := _tell(payload)) is not None:
+            stream = cast(IO[bytes], payload)
+
+            def rewind() -> None:
+                stream.seek(origin)
+        else:
+            raise IncompatibleOptionsError(
+                "content-addressed keys need the digest before writing: pass bytes or a seekable "
+                "file, not a one-shot stream"
+            )
+        hasher = self.plugins.get("checksum", self.checksum)()
+        for chunk in iter_chunks(payload):
+            hasher.update(chunk)
+        rewind()
+        request = KeyRequest(now, content_type, self.checksum, hasher.hexdigest())
+        return payload, request
+
+    def encode(self, pointer: Pointer) -> EncodedPointer:
+        """The pointer as this offloader's format writes it."""
+        return self._format.encode(replace(pointer, dialect=self.pointer_format))
+
+    def _pointer_message(
+        self, pointer: Pointer, attrs: dict[str, Attribute], limits: Limits
+    ) -> OutgoingMessage:
+        encoded = self.encode(pointer)
+        if encoded.attributes and not limits.carries_attributes:
+            raise IncompatibleOptionsError(
+                f"the {self.pointer_format!r} pointer format needs message attributes, which this "
+                "transport drops; use pointer_format='native'"
+            )
+        merged = {**attrs, **encoded.attributes} if limits.carries_attributes else attrs
+        if limits.max_attributes is not None and len(merged) > limits.max_attributes:
+            raise IncompatibleOptionsError(
+                f"the {self.pointer_format!r} pointer adds {len(encoded.attributes)} attribute(s) "
+                f"to {len(attrs)}, over the limit of {limits.max_attributes}; send fewer "
+                "attributes or use pointer_format='native'"
+            )
+        measured = limits.measure(encoded.body, merged if limits.carries_attributes else {})
+        if measured > limits.max_size:
+            raise MessageTooLargeError(
+                size=measured,
+                limit=limits.max_size,
+                reason="even the pointer message is too large; the attributes alone are too big",
+            )
+        return OutgoingMessage(encoded.body, merged, pointer)
+
+    def _check_attributes(self, attrs: Mapping[str, Attribute], limits: Limits) -> None:
+        reserved = RESERVED_ATTRIBUTES.intersection(attrs)
+        if reserved:
+            raise IncompatibleOptionsError(
+                f"attribute name(s) {sorted(reserved)} are reserved for pointer markers"
+            )
+        if limits.max_attributes is not None and len(attrs) > limits.max_attributes:
+            raise IncompatibleOptionsError(
+                f"{len(attrs)} message attributes given; the transport allows "
+                f"{limits.max_attributes}"
+            )
+
+    def _looks_like_pointer(self, body: str, attrs: Mapping[str, Attribute]) -> bool:
+        """An inline body a consumer would take for a pointer is offloaded instead."""
+        try:
+            return detect(body, attrs, self._readers) is not None
+        except OffloadError:
+            return True
+
+    def discard(self, pointer: Pointer) -> bool:
+        """Delete a stored payload, best effort; ``True`` if the store accepted the delete.
+
+        Only for payloads no other subscriber needs (a failed publish, an opt-in single-consumer
+        delete); fan-out consumers never call this."""
+        try:
+            store, key = self._locate(pointer.location)
+            store.delete(key)
+        except Exception:
+            log.warning("could not delete %s", pointer.location, exc_info=True)
+            return False
+        return True
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def parse(
+        self, body: str | bytes, attributes: Mapping[str, Attribute] | None = None
+    ) -> Received:
+        """Unwrap an SNS envelope and detect a pointer; no storage I/O."""
+        return Received(*inspect(body, attributes or {}, self._readers))
+
+    def open(
+        self, body: str | bytes, attributes: Mapping[str, Attribute] | None = None
+    ) -> BinaryIO:
+        """The payload as a stream; for a pointer, verified as it is read (the last read raises
+        if the size or digest is wrong, so act on the data only after reaching EOF)."""
+        received = self.parse(body, attributes)
+        if received.pointer is None:
+            data = received.body.encode() if isinstance(received.body, str) else received.body
+            return io.BytesIO(data)
+        return self.open_pointer(received.pointer)
+
+    def resolve(
+        self, body: str | bytes, attributes: Mapping[str, Attribute] | None = None
+    ) -> bytes:
+        """The payload as bytes, verified: inline bodies as UTF-8, pointers dereferenced."""
+        received = self.parse(body, attributes)
+        if received.pointer is None:
+            return received.body.encode() if isinstance(received.body, str) else received.body
+        return self.read_pointer(received.pointer)
+
+    def read_pointer(self, pointer: Pointer) -> bytes:
+        """Dereference and verify a pointer; the whole payload in memory."""
+        start = time.perf_counter()
+        try:
+            with self.open_pointer(pointer) as stream:
+                data = read_all(stream)
+        except OffloadError as exc:
+            self.plugins.notify(ErrorEvent("resolve", exc, pointer.location))
+            raise
+        self.plugins.notify(
+            ResolvedEvent(pointer.location, len(data), pointer.dialect, time.perf_counter() - start)
+        )
+        return data
+
+    def open_pointer(self, pointer: Pointer) -> BinaryIO:
+        """A verifying stream of the payload; refuses locations outside the allowed stores
+        before any I/O."""
+        store, key = self._locate(pointer.location)
+        if pointer.size is not None and pointer.size > self.max_payload_size:
+            raise DecompressionLimitError(limit=self.max_payload_size, location=pointer.location)
+        codec: Codec = self.plugins.get("compressor", pointer.codec)()
+        hasher = self.plugins.get("checksum", pointer.checksum)() if pointer.checksum else None
+        raw = store.open_read(key)
+        try:
+            return open_verified(
+                raw,
+                codec=codec,
+                size=pointer.size,
+                hasher=hasher,
+                expected_digest=pointer.digest,
+                checksum=pointer.checksum,
+                max_size=self.max_payload_size,
+                location=pointer.location,
+            )
+        except BaseException:
+            raw.close()
+            raise
+
+    def _locate(self, location: str) -> tuple[Store, str]:
+        for store in self._stores:
+            key = store.key_for(location)
+            if key is not None:
+                return store, key
+        raise LocationNotAllowedError(location)
+
+
+def _metadata(content_type: str | None) -> dict[str, str]:
+    return {"content-type": content_type} if content_type else {}
+
+
+def _tell(payload: Payload) -> int | None:
+    """The position of a seekable file payload, to rewind to after peeking; else ``None``."""
+    seekable = getattr(payload, "seekable", None)
+    if callable(seekable) and seekable():
+        return cast(IO[bytes], payload).tell()
+    return None
+
+
+def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
+    """Up to ``n`` bytes from the front of ``chunks``, and an iterator over all of them."""
+    taken: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        taken.append(chunk)
+        size += len(chunk)
+        if size >= n:
+            break
+    head = b"".join(taken)
+    return head[:n], itertools.chain([head], chunks)
+
+
+def _as_text(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -1,0 +1,79 @@
+"""When to offload: the threshold policy, measured the way each transport counts message size."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import MessageTooLargeError
+from .message import Attribute
+
+__all__ = ["Limits", "Measure", "Mode", "Policy", "attribute_bytes", "sqs_message_size"]
+
+Mode = Literal["auto", "always", "never"]
+
+#: How a transport counts a message: ``(body, attributes) -> bytes``.
+Measure = Callable[[str, Mapping[str, Attribute]], int]
+
+
+def attribute_bytes(attributes: Mapping[str, Attribute]) -> int:
+    """UTF-8 bytes of every attribute's name, data type and value, as SQS and SNS count them."""
+    total = 0
+    for name, attr in attributes.items():
+        value = attr.value if isinstance(attr.value, bytes) else attr.value.encode()
+        total += len(name.encode()) + len(attr.data_type.encode()) + len(value)
+    return total
+
+
+def sqs_message_size(body: str, attributes: Mapping[str, Attribute]) -> int:
+    """Body plus attributes in UTF-8 bytes: how SQS and SNS measure a message."""
+    return len(body.encode()) + attribute_bytes(attributes)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one destination accepts; a transport builds it from the queue, topic or bus."""
+
+    #: Largest message in bytes, as ``measure`` counts it.
+    max_size: int = 262_144
+    #: Most message attributes allowed (SQS and SNS: 10); ``None`` for no attributes limit.
+    max_attributes: int | None = 10
+    #: Whether the destination carries message attributes at all (EventBridge does not).
+    carries_attributes: bool = True
+    measure: Measure = sqs_message_size
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Offload when the message does not fit ``min(threshold, limits.max_size)``.
+
+    ``mode="always"`` offloads every payload, ``"never"`` refuses (with
+    :class:`~offload_core.errors.MessageTooLargeError`) what does not fit instead of offloading.
+    """
+
+    mode: Mode = "auto"
+    #: A configured ceiling below the transport's own limit, in bytes; ``None`` for the limit.
+    threshold: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "always", "never"):
+            raise ValueError(f"mode must be 'auto', 'always' or 'never', not {self.mode!r}")
+        if self.threshold is not None and self.threshold < 0:
+            raise ValueError("threshold must be a byte count >= 0")
+
+    def effective_limit(self, limits: Limits) -> int:
+        if self.threshold is None:
+            return limits.max_size
+        return min(self.threshold, limits.max_size)
+
+    def should_offload(self, size: int, limits: Limits) -> bool:
+        """Whether a message measuring ``size`` bytes must be offloaded."""
+        if self.mode == "always":
+            return True
+        limit = self.effective_limit(limits)
+        if size <= limit:
+            return False
+        if self.mode == "never":
+            raise MessageTooLargeError(size=size, limit=limit, reason="offloading is off")
+        return True

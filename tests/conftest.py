@@ -1,0 +1,117 @@
+"""Shared fixtures: a third-party plugin installed as its own distribution; fresh plugins."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from offload_core import Plugins, set_default_plugins
+from offload_core.testing.aws import MotoServer
+
+THIRD_PARTY_MODULE = textwrap.dedent(
+    '''
+    """A third-party offload plugin, as another distribution would ship it."""
+    import hashlib
+
+    import click
+
+    from offload_core import hookimpl
+
+    EVENTS = []
+
+
+    class AcmeSum:
+        """sha1 under another name: a checksum plugin."""
+
+        name = "acme-sum"
+
+        def __init__(self):
+            self._h = hashlib.sha1()
+
+        def update(self, data):
+            self._h.update(data)
+
+        def hexdigest(self):
+            return self._h.hexdigest()
+
+
+    @hookimpl
+    def offload_register_checksums(register):
+        register("acme-sum", AcmeSum, description="sha1, by acme")
+
+
+    @hookimpl
+    def offload_register_backends(register):
+        register("acme", "acme_offload_store:AcmeStore", schemes=("acme",),
+                 extra="acme")
+
+
+    @hookimpl
+    def offload_register_commands(cli):
+        @cli.command(name="acme-hello")
+        def acme_hello():
+            """Say hello from acme."""
+            click.echo("hello from acme")
+
+
+    @hookimpl
+    def offload_stored(event):
+        EVENTS.append(event)
+    '''
+)
+
+
+@pytest.fixture
+def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Installs ``acme-offload`` 1.2.3 as a distribution on sys.path (dist-info + entry points),
+    the way pip would lay it out; yields the folder, to put on PYTHONPATH for subprocesses."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "acme_offload_plugin.py").write_text(THIRD_PARTY_MODULE)
+    # The store module needs an SDK that is not installed: selecting it must name the extra.
+    (site / "acme_offload_store.py").write_text("import acme_sdk_not_installed\n")
+    info = site / "acme_offload-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-offload\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text("[offload]\nacme = acme_offload_plugin\n")
+    (info / "RECORD").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    for name in ("acme_offload_plugin", "acme_offload_store"):
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def subprocess_env(third_party: Path) -> dict[str, str]:
+    """Environment for running the ``offload`` script with the third-party plugin installed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(third_party), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.fixture(autouse=True)
+def _fresh_default_plugins() -> Iterator[None]:
+    """Every test starts without a cached process-wide plugin manager."""
+    set_default_plugins(None)
+    yield
+    set_default_plugins(None)
+
+
+@pytest.fixture
+def plugins() -> Plugins:
+    """The installed plugins, loaded fresh (allow/blocklist variables ignored)."""
+    return Plugins.from_entry_points(env={})
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server for the session, on 127.0.0.1 and a free port; stopped at the end.
+
+    Tests keep their resources apart with unique bucket and queue names."""
+    with MotoServer() as server:
+        yield server

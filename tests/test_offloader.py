@@ -1,0 +1,339 @@
+"""The Offloader end to end over real stores (memory and local disk): policy, round trips,
+allowlist, integrity, cleanup."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from offload_core import Attribute, Plugins, hookimpl
+from offload_core.errors import (
+    DecompressionLimitError,
+    DigestMismatchError,
+    IncompatibleOptionsError,
+    LocationNotAllowedError,
+    MessageTooLargeError,
+    PluginNotFoundError,
+    SizeMismatchError,
+)
+from offload_core.offloader import Offloader
+from offload_core.policy import Limits, sqs_message_size
+
+SMALL = Limits(max_size=1024)
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return (tmp_path / "store").as_uri()
+
+
+@pytest.fixture
+def off(store_url: str) -> Offloader:
+    return Offloader(store_url)
+
+
+def stored_files(url: str) -> list[Path]:
+    root = Path(url.removeprefix("file://"))
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_small_payload_travels_inline_and_stores_nothing(off: Offloader, store_url: str) -> None:
+    msg = off.prepare('{"hello": "world"}', limits=SMALL)
+    assert not msg.offloaded
+    assert msg.body == '{"hello": "world"}'
+    assert stored_files(store_url) == []
+    assert off.resolve(msg.body, msg.attributes) == b'{"hello": "world"}'
+
+
+def test_size_is_counted_in_utf8_bytes_not_characters(off: Offloader) -> None:
+    text = "é" * 600  # 600 characters, 1200 bytes
+    msg = off.prepare(text, limits=SMALL)
+    assert msg.offloaded
+    assert off.resolve(msg.body, msg.attributes) == text.encode()
+
+
+def test_attributes_count_towards_the_limit(off: Offloader) -> None:
+    body = "x" * 1000
+    assert not off.prepare(body, limits=SMALL).offloaded
+    attrs = {"trace": Attribute.string("t" * 30)}
+    msg = off.prepare(body, attributes=attrs, limits=SMALL)
+    assert msg.offloaded
+    assert msg.attributes["trace"] == attrs["trace"]
+    assert sqs_message_size(msg.body, msg.attributes) <= SMALL.max_size
+
+
+def test_configured_threshold_below_the_transport_limit(store_url: str) -> None:
+    off = Offloader(store_url, threshold=100)
+    assert off.prepare("x" * 100, limits=SMALL).offloaded is False
+    assert off.prepare("x" * 101, limits=SMALL).offloaded is True
+
+
+def test_threshold_above_the_transport_limit_is_capped_by_it(store_url: str) -> None:
+    off = Offloader(store_url, threshold=10_000)
+    assert off.prepare("x" * 1025, limits=SMALL).offloaded is True
+
+
+def test_mode_always_offloads_even_tiny_payloads(store_url: str) -> None:
+    msg = Offloader(store_url, mode="always").prepare("hi", limits=SMALL)
+    assert msg.offloaded
+    assert len(stored_files(store_url)) == 1
+
+
+def test_mode_never_refuses_before_storing(store_url: str) -> None:
+    off = Offloader(store_url, mode="never")
+    with pytest.raises(MessageTooLargeError) as info:
+        off.prepare("x" * 2000, limits=SMALL)
+    assert info.value.limit == 1024
+    assert stored_files(store_url) == []
+
+
+def test_binary_payload_is_offloaded_even_when_small(off: Offloader) -> None:
+    data = b"\xff\xfe\x00binary"
+    msg = off.prepare(data, limits=SMALL)
+    assert msg.offloaded
+    assert off.resolve(msg.body, msg.attributes) == data
+
+
+def test_inline_body_that_looks_like_a_pointer_is_offloaded(off: Offloader) -> None:
+    lookalike = json.dumps({"offload_pointer": 1, "location": "file:///etc/passwd", "size": 1})
+    msg = off.prepare(lookalike, limits=SMALL)
+    assert msg.offloaded
+    assert off.resolve(msg.body, msg.attributes) == lookalike.encode()
+
+
+def test_reserved_and_too_many_attributes_are_refused(off: Offloader) -> None:
+    with pytest.raises(IncompatibleOptionsError, match="reserved"):
+        off.prepare("x", attributes={"ExtendedPayloadSize": Attribute.number(1)})
+    eleven = {f"a{i}": Attribute.string("v") for i in range(11)}
+    with pytest.raises(IncompatibleOptionsError, match="allows 10"):
+        off.prepare("x", attributes=eleven)
+
+
+def test_pointer_message_too_large_removes_the_stored_payload(store_url: str) -> None:
+    off = Offloader(store_url, mode="always")
+    huge = {"blob": Attribute.string("v" * 2000)}
+    with pytest.raises(MessageTooLargeError):
+        off.prepare("payload", attributes=huge, limits=SMALL)
+    assert stored_files(store_url) == []
+
+
+@pytest.mark.parametrize("compression", [None, "zstd"])
+@pytest.mark.parametrize("kind", ["bytes", "str", "file", "chunks"])
+def test_round_trip_of_every_payload_kind(
+    store_url: str, compression: str | None, kind: str
+) -> None:
+    data = (b'{"k": "v", "n": 12345}\n' * 100_000)[: 2 * 2**20 + 7]
+    payload: object = {
+        "bytes": data,
+        "str": data.decode(),
+        "file": io.BytesIO(data),
+        "chunks": iter([data[:1000], data[1000:]]),
+    }[kind]
+    off = Offloader(store_url, compression=compression)
+    msg = off.prepare(payload, limits=SMALL)  # type: ignore[arg-type]
+    assert msg.pointer is not None
+    assert msg.pointer.size == len(data)
+    assert msg.pointer.codec == (compression or "none")
+    if compression:
+        assert msg.pointer.stored_size is not None
+        assert msg.pointer.stored_size < len(data) // 5
+    consumer = Offloader(store_url)
+    assert consumer.resolve(msg.body, msg.attributes) == data
+    with consumer.open(msg.body, msg.attributes) as stream:
+        assert stream.read() == data
+
+
+def test_consumer_refuses_locations_outside_its_stores(tmp_path: Path, off: Offloader) -> None:
+    other = Offloader((tmp_path / "other").as_uri(), mode="always")
+    msg = other.prepare("secret", limits=SMALL)
+    with pytest.raises(LocationNotAllowedError) as info:
+        off.resolve(msg.body, msg.attributes)
+    assert info.value.location == msg.pointer.location  # type: ignore[union-attr]
+    allowed = Offloader(off.store, allow=[other.store.url])
+    assert allowed.resolve(msg.body, msg.attributes) == b"secret"
+
+
+def test_hostile_pointer_to_a_system_file_is_refused(off: Offloader) -> None:
+    body = json.dumps(
+        {"offload_pointer": 1, "location": "file:///etc/passwd", "size": 10}, separators=(",", ":")
+    )
+    with pytest.raises(LocationNotAllowedError):
+        off.resolve(body)
+
+
+def _only_file(url: str) -> Path:
+    (path,) = stored_files(url)
+    return path
+
+
+def test_corrupted_payload_raises_digest_mismatch(off: Offloader, store_url: str) -> None:
+    msg = off.prepare(b"a" * 5000, limits=SMALL)
+    path = _only_file(store_url)
+    path.write_bytes(b"b" * 5000)
+    with pytest.raises(DigestMismatchError):
+        off.resolve(msg.body, msg.attributes)
+
+
+def test_truncated_payload_raises_size_mismatch(off: Offloader, store_url: str) -> None:
+    msg = off.prepare(b"a" * 5000, limits=SMALL)
+    path = _only_file(store_url)
+    path.write_bytes(b"a" * 4000)
+    with pytest.raises(SizeMismatchError):
+        off.resolve(msg.body, msg.attributes)
+
+
+def test_declared_size_over_the_cap_is_refused_before_reading(store_url: str) -> None:
+    publisher = Offloader(store_url)
+    msg = publisher.prepare(b"a" * 5000, limits=SMALL)
+    consumer = Offloader(store_url, max_payload_size=4096)
+    with pytest.raises(DecompressionLimitError):
+        consumer.resolve(msg.body, msg.attributes)
+
+
+def test_unknown_codec_in_a_pointer_is_a_typed_error(off: Offloader, store_url: str) -> None:
+    msg = off.prepare(b"a" * 5000, limits=SMALL)
+    doc = json.loads(msg.body)
+    doc["codec"] = "lz5"
+    with pytest.raises(PluginNotFoundError):
+        off.resolve(json.dumps(doc, separators=(",", ":")))
+
+
+def test_failed_send_removes_the_stored_payload(off: Offloader, store_url: str) -> None:
+    def send(_msg: object) -> None:
+        raise ConnectionError("queue unreachable")
+
+    with pytest.raises(ConnectionError):
+        off.publish(b"z" * 5000, send, limits=SMALL)
+    assert stored_files(store_url) == []
+
+
+def test_successful_send_keeps_the_payload(off: Offloader, store_url: str) -> None:
+    sent = off.publish(b"z" * 5000, lambda m: m, limits=SMALL)
+    assert sent.offloaded
+    assert len(stored_files(store_url)) == 1
+
+
+def test_aws_format_with_compression_fails_at_construction(store_url: str) -> None:
+    with pytest.raises(IncompatibleOptionsError):
+        Offloader(store_url, pointer_format="aws")
+
+
+def test_content_addressed_retries_store_one_object(store_url: str) -> None:
+    off = Offloader(store_url, content_addressed=True, compression="zstd")
+    data = b"same payload " * 1000
+    first = off.prepare(data, limits=SMALL)
+    second = off.prepare(io.BytesIO(data), limits=SMALL)
+    assert first.pointer == second.pointer
+    assert len(stored_files(store_url)) == 1
+    assert off.resolve(second.body) == data
+
+
+def test_content_addressed_needs_a_rewindable_payload(store_url: str) -> None:
+    off = Offloader(store_url, content_addressed=True)
+    with pytest.raises(IncompatibleOptionsError, match="seekable"):
+        off.prepare(iter([b"x" * 5000]), limits=SMALL)
+
+
+def test_sns_envelope_is_unwrapped_for_inline_and_pointer(off: Offloader) -> None:
+    pointer_msg = off.prepare(b"p" * 5000, limits=SMALL)
+
+    def envelope(message: str, attrs: dict[str, Attribute]) -> str:
+        return json.dumps(
+            {
+                "Type": "Notification",
+                "MessageId": str(uuid.uuid4()),
+                "TopicArn": "arn:aws:sns:us-east-1:111111111111:orders",
+                "Message": message,
+                "Timestamp": "2026-11-27T12:00:00.000Z",
+                "MessageAttributes": {
+                    k: {"Type": v.data_type, "Value": v.value} for k, v in attrs.items()
+                },
+            }
+        )
+
+    assert off.resolve(envelope("just text", {})) == b"just text"
+    body = envelope(pointer_msg.body, dict(pointer_msg.attributes))
+    assert off.resolve(body) == b"p" * 5000
+
+
+def test_observers_see_stored_and_resolved_events(store_url: str) -> None:
+    seen: list[object] = []
+
+    class Recorder:
+        @hookimpl
+        def offload_stored(self, event):  # type: ignore[no-untyped-def]
+            seen.append(("stored", event.size))
+
+        @hookimpl
+        def offload_resolved(self, event):  # type: ignore[no-untyped-def]
+            seen.append(("resolved", event.size))
+
+        @hookimpl
+        def offload_error(self, event):  # type: ignore[no-untyped-def]
+            seen.append(("error", type(event.error).__name__))
+
+    plugins = Plugins.from_entry_points(env={})
+    plugins.register(Recorder(), name="recorder")
+    off = Offloader(store_url, plugins=plugins)
+    msg = off.prepare(b"e" * 5000, limits=SMALL)
+    off.resolve(msg.body, msg.attributes)
+    _only_file(store_url).write_bytes(b"f" * 5000)
+    with pytest.raises(DigestMismatchError):
+        off.resolve(msg.body, msg.attributes)
+    assert seen == [("stored", 5000), ("resolved", 5000), ("error", "DigestMismatchError")]
+
+
+def _chunked(data: bytes, size: int) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.one_of(
+        st.binary(max_size=3000),
+        st.integers(1018, 1030).map(lambda n: b"q" * n),
+        st.text(max_size=1200).map(str.encode),
+    ),
+    chunk=st.integers(1, 2048),
+    compression=st.sampled_from([None, "zstd"]),
+)
+def test_round_trip_of_arbitrary_bytes_around_the_threshold(
+    tmp_path: Path, data: bytes, chunk: int, compression: str | None
+) -> None:
+    url = (tmp_path / "prop").as_uri()
+    off = Offloader(url, compression=compression)
+    msg = off.prepare(_chunked(data, chunk), limits=SMALL)
+    assert sqs_message_size(msg.body, msg.attributes) <= SMALL.max_size
+    assert off.resolve(msg.body, msg.attributes) == data
+    if not msg.offloaded:
+        assert msg.body.encode() == data
+
+
+def test_demo_runs_and_verifies_everything(tmp_path: Path) -> None:
+    from offload_core.demo import run_demo
+
+    rows = run_demo(big_size=3 * 2**20, store_dir=tmp_path / "demo")
+    assert all(r.verified for r in rows), [r.error for r in rows]
+    by_name = {r.name: r for r in rows}
+    assert by_name["small JSON"].offloaded is False
+    assert by_name["5 MiB JSON"].codec == "zstd"
+    assert by_name["5 MiB binary"].codec == "none"  # incompressible: stored raw
+    assert by_name["hostile pointer"].verified is True
+
+
+def test_os_urandom_is_not_compressed(store_url: str) -> None:
+    off = Offloader(store_url, compression="zstd")
+    msg = off.prepare(os.urandom(300_000), limits=SMALL)
+    assert msg.pointer is not None
+    assert msg.pointer.codec == "none"
