@@ -8,9 +8,21 @@ from offload_core.registry import Registrar
 
 @hookimpl
 def offload_register_backends(register: Registrar) -> None:
-    register("local", "offload_backends.local:LocalStore", schemes=("file",),
-             description="a directory on local disk; atomic writes, confined to its root")
-    register("memory", "offload_backends.memory:MemoryStore", schemes=("memory",),
-             description="process memory; for tests and demos")
-    register("fsspec", "offload_backends.fsspec_store:FsspecStore", schemes=("*",),
-             description="any other installed fsspec filesystem (gcs, az, ...)")
+    register(
+        "local",
+        "offload_backends.local:LocalStore",
+        schemes=("file",),
+        description="a directory on local disk; atomic writes, confined to its root",
+    )
+    register(
+        "memory",
+        "offload_backends.memory:MemoryStore",
+        schemes=("memory",),
+        description="process memory; for tests and demos",
+    )
+    register(
+        "fsspec",
+        "offload_backends.fsspec_store:FsspecStore",
+        schemes=("*",),
+        description="any other installed fsspec filesystem (gcs, az, ...)",
+    )
