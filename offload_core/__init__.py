@@ -7,8 +7,10 @@ from importlib.metadata import PackageNotFoundError, version
 from . import errors
 from .hookspecs import hookimpl
 from .message import Attribute, OutgoingMessage
+from .offloader import Offloader, Received
 from .plugins import Plugins, default_plugins, set_default_plugins
 from .pointer import Pointer
+from .policy import Limits, Policy
 
 try:
     __version__ = version("offload")
@@ -17,9 +19,13 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "Attribute",
+    "Limits",
+    "Offloader",
     "OutgoingMessage",
     "Plugins",
     "Pointer",
+    "Policy",
+    "Received",
     "__version__",
     "default_plugins",
     "errors",

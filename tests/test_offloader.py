@@ -206,6 +206,14 @@ def test_unknown_codec_in_a_pointer_is_a_typed_error(off: Offloader, store_url: 
         off.resolve(json.dumps(doc, separators=(",", ":")))
 
 
+def test_unknown_checksum_in_a_pointer_is_a_typed_error(off: Offloader) -> None:
+    msg = off.prepare(b"a" * 5000, limits=SMALL)
+    doc = json.loads(msg.body)
+    doc["checksum"] = "md9"
+    with pytest.raises(PluginNotFoundError):
+        off.resolve(json.dumps(doc, separators=(",", ":")))
+
+
 def test_failed_send_removes_the_stored_payload(off: Offloader, store_url: str) -> None:
     def send(_msg: object) -> None:
         raise ConnectionError("queue unreachable")
