@@ -9,8 +9,9 @@ from .hookspecs import hookimpl
 from .message import Attribute, OutgoingMessage
 from .offloader import Offloader, Received
 from .plugins import Plugins, default_plugins, set_default_plugins
-from .pointer import Pointer
+from .pointer import Pointer, Signature
 from .policy import Limits, Policy
+from .signing import HmacSigner, Signer
 
 try:
     __version__ = version("offload")
@@ -19,6 +20,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "Attribute",
+    "HmacSigner",
     "Limits",
     "Offloader",
     "OutgoingMessage",
@@ -26,6 +28,8 @@ __all__ = [
     "Pointer",
     "Policy",
     "Received",
+    "Signature",
+    "Signer",
     "__version__",
     "default_plugins",
     "errors",

@@ -10,7 +10,8 @@ to act on it (location, sizes, which check failed) as attributes, not only in th
     │   ├── MissingDependencyError    the plugin needs an extra (.extra, .module)
     │   └── IncompatibleOptionsError  options that cannot work together (AWS format + zstd)
     ├── PointerError                  a message that is a pointer but not a valid one
-    │   └── UnsupportedVersionError   a native pointer of a version this reader does not know
+    │   ├── UnsupportedVersionError   a native pointer of a version this reader does not know
+    │   └── SignatureError            unsigned, forged, unknown key or expired (.reason, .key_id)
     ├── MessageTooLargeError          does not fit and offloading is off (.size, .limit)
     ├── LocationNotAllowedError       the pointer names a location outside the configured stores
     ├── StorageError                  the store failed (.location)
@@ -30,6 +31,7 @@ A consumer that gets any of these must not acknowledge the message: the payload 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 __all__ = [
     "AccessDeniedError",
@@ -46,6 +48,7 @@ __all__ = [
     "PluginConflictError",
     "PluginNotFoundError",
     "PointerError",
+    "SignatureError",
     "SizeMismatchError",
     "StorageError",
     "TransientStorageError",
@@ -127,6 +130,41 @@ class UnsupportedVersionError(PointerError):
             "upgrade offload on the consumer",
             dialect="native",
         )
+
+
+#: Why a pointer failed its signature check.
+SignatureFailure = Literal["unsigned", "bad-signature", "unknown-key", "expired"]
+
+
+class SignatureError(PointerError):
+    """A pointer failed the signature check, so its location was never used.
+
+    ``reason`` is ``"unsigned"``, ``"bad-signature"`` (altered or forged), ``"unknown-key"`` or
+    ``"expired"``; ``key_id`` is the key the pointer names, if any.
+    """
+
+    def __init__(
+        self,
+        reason: SignatureFailure,
+        *,
+        key_id: str | None = None,
+        location: str | None = None,
+        dialect: str | None = None,
+    ) -> None:
+        self.reason: SignatureFailure = reason
+        self.key_id = key_id
+        self.location = location
+        what = f"pointer to {location!r}" if location else "pointer"
+        message = {
+            "unsigned": f"{what} is not signed and this consumer requires signatures; "
+            "publish with Offloader(sign_with=...)",
+            "bad-signature": f"signature of {what} (key {key_id!r}) does not match: the pointer "
+            "was altered or forged",
+            "unknown-key": f"{what} is signed with key {key_id!r}, which this consumer does not "
+            "know; add it (OFFLOAD_SIGNING_KEYS or a signer plugin) if the publisher is trusted",
+            "expired": f"{what} (key {key_id!r}) has expired; its payload may be gone",
+        }[reason]
+        super().__init__(message, dialect=dialect)
 
 
 class MessageTooLargeError(OffloadError):

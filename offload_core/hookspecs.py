@@ -58,6 +58,16 @@ def offload_register_checksums(register: Registrar) -> None:
 
 
 @hookspec
+def offload_register_signers(register: Registrar) -> None:
+    """Register pointer signers by key id: factories ``() -> Signer`` (see
+    :mod:`offload_core.signing`), for example one backed by KMS ``GenerateMac``/``VerifyMac``.
+
+    The factory is called when the key is first used, and the signer's ``key_id`` must be the
+    name it is registered under.
+    """
+
+
+@hookspec
 def offload_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``offload`` command line (a :class:`click.Group`)."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -34,11 +35,12 @@ from .events import ErrorEvent, ResolvedEvent, StoredEvent
 from .message import Attribute, OutgoingMessage
 from .pipeline import WriteResult, iter_chunks, open_verified, read_all, write_stream
 from .plugins import Plugins, default_plugins
-from .pointer import EncodedPointer, Pointer, PointerFormat
+from .pointer import EncodedPointer, Pointer, PointerFormat, Signature
 from .policy import Limits, Mode, Policy
+from .signing import Signer, Signing
 from .store import Store
 
-__all__ = ["KeyRequest", "Offloader", "Payload", "Received"]
+__all__ = ["RESERVED_ATTRIBUTES", "KeyRequest", "Offloader", "Payload", "Received"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,13 @@ class Offloader:
     :param max_payload_size: hard cap on a payload read back (decompressed), in bytes.
     :param content_addressed: name objects by digest so a retried publish stores one object
         (needs bytes or a seekable file).
+    :param sign_with: key id or :class:`~offload_core.signing.Signer` that signs new pointers
+        (native format only); by default ``OFFLOAD_SIGNING_KEY_ID``, else unsigned.
+    :param verify_with: key ids or signers trusted to verify received pointers; by default
+        every key known (from plugins, ``OFFLOAD_SIGNING_KEYS`` and ``sign_with``). A pointer
+        signed with a trusted key is always verified, expiry included.
+    :param require_signatures: refuse unsigned pointers and pointers signed with untrusted
+        keys, before any storage request.
     """
 
     def __init__(
@@ -127,6 +136,9 @@ class Offloader:
         content_addressed: bool = False,
         key_naming: Callable[[KeyRequest], str] = default_key,
         storage_options: Mapping[str, Any] | None = None,
+        sign_with: str | Signer | None = None,
+        verify_with: Iterable[str | Signer] | None = None,
+        require_signatures: bool = False,
         plugins: Plugins | None = None,
     ) -> None:
         self.plugins = plugins or default_plugins()
@@ -138,20 +150,28 @@ class Offloader:
         self._codec: Codec = self.plugins.get("compressor", self.compression)(
             **(compression_options or {})
         )
+        self.signing = Signing.configure(
+            self.plugins.registry,
+            os.environ,
+            sign_with=sign_with,
+            verify_with=verify_with,
+            require=require_signatures,
+        )
         self.pointer_format = pointer_format or self._default_format()
         self._format: PointerFormat = self.plugins.get("pointer_format", self.pointer_format)()
         if not self._format.writable:
             raise IncompatibleOptionsError(f"pointer format {self.pointer_format!r} is read-only")
         # Fail at construction, not after an upload, if this format cannot point into this store
-        # with this codec (the AWS format needs S3 and no compression).
-        self._format.encode(
-            Pointer(
-                self.store.location("probe"),
-                size=0,
-                codec=self.compression,
-                dialect=self.pointer_format,
-            )
+        # with this codec (the AWS format needs S3 and no compression) or carry a signature.
+        probe = Pointer(
+            self.store.location("probe"),
+            size=0,
+            codec=self.compression,
+            dialect=self.pointer_format,
         )
+        self._format.encode(probe)
+        if self.signing.signer is not None:
+            self._check_carries_signatures(probe, self.signing.signer.key_id)
         self.max_payload_size = max_payload_size
         self.expires_after = expires_after
         self.content_addressed = content_addressed
@@ -172,7 +192,18 @@ class Offloader:
 
     def _default_format(self) -> str:
         s3 = self.store.url.startswith("s3://")
-        return "aws" if s3 and self.compression == "none" else "native"
+        plain = self.compression == "none" and self.signing.signer is None
+        return "aws" if s3 and plain else "native"
+
+    def _check_carries_signatures(self, probe: Pointer, key_id: str) -> None:
+        signed = replace(probe, signature=Signature(key_id, bytes(32)))
+        encoded = self._format.encode(signed)
+        decoded = self._format.decode(encoded.body, encoded.attributes)
+        if decoded is None or decoded.signature != signed.signature:
+            raise IncompatibleOptionsError(
+                f"the {self.pointer_format!r} pointer format cannot carry signatures; use "
+                "pointer_format='native' to sign (AWS extended clients could not check one)"
+            )
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -276,6 +307,11 @@ class Offloader:
             expires=now + self.expires_after if self.expires_after else None,
             dialect=self.pointer_format,
         )
+        try:
+            pointer = self.signing.sign(pointer)
+        except BaseException:
+            self.discard(pointer)
+            raise
         self.plugins.notify(
             StoredEvent(
                 pointer.location,
@@ -441,8 +477,9 @@ class Offloader:
         return data
 
     def open_pointer(self, pointer: Pointer) -> BinaryIO:
-        """A verifying stream of the payload; refuses locations outside the allowed stores
-        before any I/O."""
+        """A verifying stream of the payload; refuses pointers whose signature does not pass, and
+        locations outside the allowed stores, before any I/O."""
+        self.signing.check(pointer)
         store, key = self._locate(pointer.location)
         if pointer.size is not None and pointer.size > self.max_payload_size:
             raise DecompressionLimitError(limit=self.max_payload_size, location=pointer.location)

@@ -45,6 +45,7 @@ _REGISTRATION_HOOKS: dict[Kind, str] = {
     "pointer_format": "offload_register_pointer_formats",
     "compressor": "offload_register_compressors",
     "checksum": "offload_register_checksums",
+    "signer": "offload_register_signers",
 }
 
 

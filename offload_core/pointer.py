@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,19 @@ from typing import Protocol, runtime_checkable
 
 from .message import Attribute
 
-__all__ = ["EncodedPointer", "Pointer", "PointerFormat"]
+__all__ = ["KEY_ID", "EncodedPointer", "Pointer", "PointerFormat", "Signature"]
+
+#: What a signing key id may be: ASCII letters, digits and ``._:/+=@-``, up to 256 characters
+#: (room for a KMS key ARN or alias); never ``,`` (it separates keys in OFFLOAD_SIGNING_KEYS).
+KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,255}\Z")
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A MAC over a pointer's canonical bytes (see :mod:`offload_core.signing`), and its key."""
+
+    key_id: str
+    mac: bytes
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,8 @@ class Pointer:
     expires: datetime | None = None
     #: Name of the pointer format the pointer was read from, or is to be written in.
     dialect: str = "native"
+    #: Set on pointers signed by the publisher; only the native format carries it.
+    signature: Signature | None = None
 
 
 @dataclass(frozen=True)

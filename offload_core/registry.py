@@ -13,14 +13,14 @@ import importlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from .errors import MissingDependencyError, PluginConflictError, PluginNotFoundError
 
 __all__ = ["KINDS", "Entry", "Kind", "Registrar", "Registry"]
 
-Kind = Literal["backend", "transport", "pointer_format", "compressor", "checksum"]
-KINDS: tuple[Kind, ...] = ("backend", "transport", "pointer_format", "compressor", "checksum")
+Kind = Literal["backend", "transport", "pointer_format", "compressor", "checksum", "signer"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from offload_core.formats.aws import AwsFormat, parse_s3_location
 from offload_core.formats.foreign import BbcFormat, BigPayloadFormat, DotnetFormat, PysqsFormat
 from offload_core.formats.native import NativeFormat
 from offload_core.message import Attribute
-from offload_core.pointer import Pointer, PointerFormat
+from offload_core.pointer import Pointer, PointerFormat, Signature
 
 AWS_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
 SIZE = {"ExtendedPayloadSize": Attribute("Number", "859754")}
@@ -408,3 +408,61 @@ def test_official_python_client_and_aws_format_read_each_other() -> None:
         assert AwsFormat().decode(body, attributes) == Pointer(
             "s3://my-bucket/the-key", size=len(b"payload"), dialect="aws"
         )
+
+
+# -- signatures (native only) ---------------------------------------------------------------
+
+MAC = bytes(range(32))
+MAC_TEXT = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+
+
+def test_native_writes_a_signature_as_trailing_kid_and_mac() -> None:
+    pointer = Pointer("memory://t/k", size=5, signature=Signature("key-2026", MAC))
+    encoded = NativeFormat().encode(pointer)
+    assert encoded.body == (
+        '{"offload_pointer":1,"location":"memory://t/k","size":5,"codec":"none",'
+        f'"kid":"key-2026","mac":"{MAC_TEXT}"}}'
+    )
+    assert NativeFormat().decode(encoded.body, {}) == pointer
+
+
+def test_aws_format_does_not_carry_signatures() -> None:
+    pointer = Pointer(f"s3://my-bucket/{KEY}", size=5, signature=Signature("k", MAC))
+    encoded = AwsFormat().encode(pointer)
+    assert "kid" not in encoded.body
+    decoded = AwsFormat().decode(encoded.body, encoded.attributes)
+    assert decoded is not None
+    assert decoded.signature is None
+
+
+MALFORMED_SIGNATURES = {
+    "kid without mac": native(kid="k"),
+    "mac without kid": native(mac=MAC_TEXT),
+    "kid not a string": native(kid=1, mac=MAC_TEXT),
+    "kid empty": native(kid="", mac=MAC_TEXT),
+    "kid with a comma": native(kid="a,b", mac=MAC_TEXT),
+    "kid with a space": native(kid="a b", mac=MAC_TEXT),
+    "kid too long": native(kid="k" * 257, mac=MAC_TEXT),
+    "mac not a string": native(kid="k", mac=[1]),
+    "mac padded": native(kid="k", mac=MAC_TEXT + "="),
+    "mac standard base64": native(kid="k", mac="+/" + MAC_TEXT[2:]),
+    "mac not canonical": native(kid="k", mac=MAC_TEXT[:-1] + "f"),
+    "mac impossible length": native(kid="k", mac=MAC_TEXT[:41]),
+    "mac of 15 bytes": native(kid="k", mac="AAECAwQFBgcICQoLDA0O"),
+    "mac of 65 bytes": native(kid="k", mac="A" * 87),
+    "mac empty": native(kid="k", mac=""),
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED_SIGNATURES.values(), ids=MALFORMED_SIGNATURES.keys())
+def test_malformed_signature_fields_are_a_pointer_error(body: str) -> None:
+    with pytest.raises(PointerError, match=r"invalid native pointer: (kid|mac)") as info:
+        NativeFormat().decode(body, {})
+    assert info.value.dialect == "native"
+
+
+@pytest.mark.parametrize("size", [16, 64])
+def test_native_reads_macs_of_16_to_64_bytes(size: int) -> None:
+    pointer = Pointer("memory://t/k", size=5, signature=Signature("alias/k", bytes(size)))
+    encoded = NativeFormat().encode(pointer)
+    assert NativeFormat().decode(encoded.body, {}) == pointer
