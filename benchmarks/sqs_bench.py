@@ -1,0 +1,366 @@
+"""SQS end to end against raw boto3 and the official ``amazon-sqs-extended-client``, on moto.
+
+Usage::
+
+    python benchmarks/sqs_bench.py [--sizes 1KiB,10MiB,100MiB] [--repeat 3] [--json out.json]
+
+One moto server (in this process) serves every run; each run is a subprocess, so that its peak
+memory is its own and the official client's patching of ``boto3.Session`` stays in it.
+
+* **1 KiB**: ``--count`` sends through raw boto3 ``send_message`` and through
+  :class:`SqsTransport.send`, alternating in one process (the queue is drained every ten sends,
+  untimed, so it stays shallow); the official client's sends run in a process of their own. The
+  figure is the median send; no payload may be stored.
+* **Large payloads**: send + receive + delete (message and payload), one message, after one
+  untimed warm-up round trip of a 293 KiB payload on 256 KiB queues. The data is
+  random base64 text (valid for every client; zstd gains little on it) or JSON records. The
+  official client takes and returns ``str``; ours runs with ``bytes`` in and out, and with a file
+  in and a file out (a verified stream copied to disk). On JSON ours compresses with zstd
+  (native pointer format); on text it writes the AWS format, as the official client does.
+
+``--store-option name=value`` passes an option to our store (``read_concurrency=1``,
+``concurrency=2``). On moto, where the network is a loopback, a ranged ``GetObject`` costs a
+copy of the whole object, so parallel ranged reads are much slower than one stream there;
+compression saves bytes that cost nothing to move.
+
+Peak memory is the high-water RSS during the timed part minus the RSS just before it, after the
+input was loaded (``str`` or ``bytes`` runs) or the file opened; read from ``/proc/self/status``
+after resetting the high-water mark (``/proc/self/clear_refs``). Times are the fastest of
+``--repeat`` runs, scenarios alternating between repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipeline_bench import _reset_peak, _status_kib, make_json_like
+
+MIB = 1024 * 1024
+#: One untimed round trip first, stored by every client (over the queues' 256 KiB limit), so
+#: that connections, lazy imports and thread pools are in place before timing starts.
+WARMUP = b"warm " * 60_000
+SIZES = {"KiB": 1024, "MiB": MIB, "GiB": 1024 * MIB}
+#: (label, data, client, input/output) of the large-payload runs, in table order.
+LARGE = (
+    ("official", "text", "official", "str"),
+    ("ours", "text", "ours", "bytes"),
+    ("ours, stream", "text", "ours", "file"),
+    ("official", "json", "official", "str"),
+    ("ours + zstd", "json", "ours-zstd", "bytes"),
+    ("ours + zstd, stream", "json", "ours-zstd", "file"),
+)
+
+
+def parse_size(text: str) -> int:
+    for unit, factor in SIZES.items():
+        if text.endswith(unit):
+            return int(text[: -len(unit)]) * factor
+    return int(text)
+
+
+def make_text(path: Path, size: int) -> None:
+    """Random base64 lines: valid text, which zstd cannot shrink by much."""
+    with path.open("wb") as out:
+        written = 0
+        while written < size:
+            block = base64.encodebytes(os.urandom(6 * MIB))[: size - written]
+            out.write(block)
+            written += len(block)
+
+
+# -- children: each runs one scenario and prints JSON ---------------------------------------
+
+
+def _memory() -> tuple[int, bool]:
+    baseline = _status_kib("VmRSS") or 0
+    return baseline, _reset_peak()
+
+
+def _peak_over(baseline: int, precise: bool) -> float:
+    peak = _status_kib("VmHWM") if precise else None
+    return ((peak or 0) - baseline) / 1024
+
+
+def _ours(cfg: dict[str, Any], client: Any, compression: str | None = None) -> Any:
+    from offload_core.offloader import Offloader
+    from offload_transports.sqs import SqsTransport
+
+    off = Offloader(
+        f"s3://{cfg['bucket']}/bench", compression=compression, storage_options=cfg["storage"]
+    )
+    queue = SqsTransport(cfg["queue"], off, client=client, delete_payload=True)
+    queue.info  # the queue's limit is read once per transport; not part of a send  # noqa: B018
+    return queue
+
+
+def child_small(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Alternating raw and offload sends of 1 KiB; or the official client's, alone."""
+    import boto3
+
+    body = "x" * 1024
+    url = cfg["queue"]
+    if cfg["client"] == "official":
+        import sqs_extended_client  # noqa: F401  (patches boto3.Session)
+
+        sqs = boto3.client("sqs")
+        sqs.large_payload_support = cfg["bucket"]
+        senders = {"official": lambda: sqs.send_message(QueueUrl=url, MessageBody=body)}
+    else:
+        sqs = boto3.client("sqs")
+        queue = _ours(cfg, sqs)
+        senders = {
+            "raw": lambda: sqs.send_message(QueueUrl=url, MessageBody=body),
+            "ours": lambda: queue.send(body),
+        }
+    times: dict[str, list[float]] = {name: [] for name in senders}
+    for i in range(cfg["warmup"] + cfg["count"]):
+        order = list(senders) if i % 2 else list(reversed(senders))
+        for name in order:
+            start = time.perf_counter()
+            senders[name]()
+            if i >= cfg["warmup"]:
+                times[name].append(time.perf_counter() - start)
+        if i % 5 == 4:
+            _drain(sqs, url)
+    _drain(sqs, url)
+    out: dict[str, Any] = {name: statistics.median(t) for name, t in times.items()}
+    if cfg["client"] != "official":
+        out["stored"] = len(list(queue.offloader.store.list()))
+    return out
+
+
+def _drain(sqs: Any, url: str) -> None:
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ]
+        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+
+
+def child_large(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One send + receive + delete of the payload in ``cfg["source"]``."""
+    source = Path(cfg["source"])
+    size = source.stat().st_size
+    if cfg["client"] == "official":
+        import boto3
+        import sqs_extended_client  # noqa: F401  (patches boto3.Session)
+
+        sqs = boto3.client("sqs")
+        sqs.large_payload_support = cfg["bucket"]
+        sqs.delete_payload_from_s3 = True
+
+        def round_trip(body: str) -> str:
+            sqs.send_message(QueueUrl=cfg["queue"], MessageBody=body)
+            (message,) = sqs.receive_message(QueueUrl=cfg["queue"], WaitTimeSeconds=5)["Messages"]
+            sqs.delete_message(QueueUrl=cfg["queue"], ReceiptHandle=message["ReceiptHandle"])
+            return str(message["Body"])
+
+        round_trip(WARMUP.decode())
+        body = source.read_text()
+        baseline, precise = _memory()
+        start = time.perf_counter()
+        received = round_trip(body)
+        seconds = time.perf_counter() - start
+        peak = _peak_over(baseline, precise)
+        assert received == body
+        return {"seconds": seconds, "peak_mib": peak, "size": size}
+
+    import boto3
+
+    queue = _ours(cfg, boto3.client("sqs"), "zstd" if cfg["client"] == "ours-zstd" else None)
+    queue.send(WARMUP)
+    (warm,) = queue.receive(1, wait_seconds=5)
+    warm.payload()
+    warm.ack()
+    output = Path(cfg["workdir"]) / f"out-{uuid.uuid4().hex}"
+    if cfg["io"] == "bytes":
+        data = source.read_bytes()
+        baseline, precise = _memory()
+        start = time.perf_counter()
+        sent = queue.send(data)
+        (message,) = queue.receive(1, wait_seconds=5)
+        got = message.payload()
+        message.ack()
+        seconds = time.perf_counter() - start
+        peak = _peak_over(baseline, precise)
+        assert got == data
+    else:
+        with source.open("rb") as payload:
+            baseline, precise = _memory()
+            start = time.perf_counter()
+            sent = queue.send(payload)
+            (message,) = queue.receive(1, wait_seconds=5)
+            with message.open() as stream, output.open("wb") as out:
+                shutil.copyfileobj(stream, out, 8 * MIB)
+            message.ack()
+            seconds = time.perf_counter() - start
+            peak = _peak_over(baseline, precise)
+        assert output.stat().st_size == size
+        output.unlink()
+    assert list(queue.offloader.store.list()) == []  # the payload was deleted after the message
+    pointer = sent.pointer
+    return {
+        "seconds": seconds,
+        "peak_mib": peak,
+        "size": size,
+        "codec": pointer.codec if pointer else "-",
+        "stored_ratio": (pointer.stored_size or size) / size if pointer else 1.0,
+    }
+
+
+# -- the parent ----------------------------------------------------------------------------
+
+
+def run_child(kind: str, cfg: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", kind, json.dumps(cfg)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    if done.returncode:
+        sys.exit(f"{kind} run failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--sizes", default="1KiB,10MiB,100MiB")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario; fastest kept")
+    parser.add_argument("--count", type=int, default=300, help="1 KiB sends per client")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--tmpdir", type=Path, default=None)
+    parser.add_argument(
+        "--store-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an option for our store (an integer or a string), e.g. read_concurrency=1",
+    )
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, cfg = args.child
+        result = (child_small if kind == "small" else child_large)(json.loads(cfg))
+        print(json.dumps(result))
+        return
+
+    from offload_core.testing.aws import FAKE_CREDENTIALS, MotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    store_options = dict(_option(text) for text in args.store_option)
+    report: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "store_options": store_options,
+    }
+    with MotoServer() as moto, tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env |= {
+            "AWS_ENDPOINT_URL": moto.endpoint,
+            "AWS_DEFAULT_REGION": moto.region,
+            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+        }
+        sqs, bucket = moto.client("sqs"), f"bench-{uuid.uuid4().hex[:12]}"
+        moto.client("s3").create_bucket(Bucket=bucket)
+        storage = {**moto.storage_options(), **store_options}
+        base = {"bucket": bucket, "storage": storage, "workdir": tmp}
+
+        def queue() -> str:
+            name = f"bench-{uuid.uuid4().hex[:12]}"
+            url: str = sqs.create_queue(
+                QueueName=name, Attributes={"MaximumMessageSize": "262144"}
+            )["QueueUrl"]
+            return url
+
+        if 1024 in sizes:
+            cfg = {**base, "count": args.count, "warmup": 20}
+            ours = run_child("small", {**cfg, "client": "ours", "queue": queue()}, env)
+            official = run_child("small", {**cfg, "client": "official", "queue": queue()}, env)
+            report["small"] = {**ours, **official}
+        large: dict[int, list[list[dict[str, Any]]]] = {}
+        for size in (s for s in sizes if s > 1024):
+            sources = {"text": Path(tmp) / "text.txt", "json": Path(tmp) / "records.jsonl"}
+            make_text(sources["text"], size)
+            make_json_like(sources["json"], size)
+            runs: list[list[dict[str, Any]]] = [[] for _ in LARGE]
+            for _ in range(args.repeat):
+                for i, (_label, data, client, io) in enumerate(LARGE):
+                    cfg = {**base, "client": client, "io": io, "source": str(sources[data])}
+                    runs[i].append(run_child("large", {**cfg, "queue": queue()}, env))
+            large[size] = runs
+        report["large"] = {str(size): _rows(runs) for size, runs in large.items()}
+    print_report(report, args.repeat)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _option(text: str) -> tuple[str, Any]:
+    name, _, value = text.partition("=")
+    return name, int(value) if value.isdigit() else value
+
+
+def _rows(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    official: dict[str, float] = {}
+    for (label, data, _client, io), results in zip(LARGE, runs, strict=True):
+        best = min(results, key=lambda r: float(r["seconds"]))
+        row = {**best, "label": label, "data": data, "io": io}
+        row["peak_mib"] = max(r["peak_mib"] for r in results)
+        row["all_seconds"] = [round(r["seconds"], 3) for r in results]
+        if label == "official":
+            official[data] = row["seconds"]
+        row["vs_official"] = official[data] / row["seconds"]
+        rows.append(row)
+    return rows
+
+
+def print_report(report: dict[str, Any], repeat: int) -> None:
+    options = ", ".join(f"{k}={v}" for k, v in report["store_options"].items()) or "defaults"
+    print(
+        f"moto server on 127.0.0.1; Python {report['python']}, {report['cpus']} CPUs; "
+        f"our store: {options}\n"
+    )
+    small = report.get("small")
+    if small:
+        overhead = small["ours"] / small["raw"] - 1
+        print("| 1 KiB send, median | raw boto3 | offload | offload vs raw | official |")
+        print("|---|---:|---:|---:|---:|")
+        print(
+            f"| {small.get('stored', 0)} payloads stored | {small['raw'] * 1e3:.2f} ms "
+            f"| {small['ours'] * 1e3:.2f} ms | {overhead:+.1%} | {small['official'] * 1e3:.2f} ms |"
+        )
+        print()
+    if report["large"]:
+        print(
+            f"send + receive + delete, fastest of {repeat}; peak RSS growth over the baseline\n\n"
+            "| payload | data | client | in/out | stored as | seconds | speed vs official "
+            "| peak RSS growth | / payload |"
+        )
+        print("|---|---|---|---|---|---:|---:|---:|---:|")
+    for size, rows in report["large"].items():
+        mib = int(size) / MIB
+        for row in rows:
+            stored = row.get("codec", "none")
+            if "stored_ratio" in row and stored == "zstd":
+                stored = f"zstd ({row['stored_ratio']:.2f})"
+            print(
+                f"| {mib:g} MiB | {row['data']} | {row['label']} | {row['io']} | {stored} "
+                f"| {row['seconds']:.2f} | {row['vs_official']:.2f}x | {row['peak_mib']:.0f} MiB "
+                f"| {row['peak_mib'] / mib:.2f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The drop-in extended client: boto3's argument names and return shapes, receipt handles that
+carry the payload's location, and deleting the message before the payload."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqs_support import Calls, new_bucket, new_queue, offloader, stored, unique
+
+from offload_core.errors import DigestMismatchError, IncompatibleOptionsError
+from offload_core.offloader import Offloader
+from offload_core.testing.aws import MotoServer
+from offload_transports.extended import (
+    SqsExtendedClient,
+    embed_receipt_handle,
+    split_receipt_handle,
+)
+from offload_transports.sqs import from_boto_attributes, to_boto_attributes
+
+BIG = "big payload line\n" * 100_000
+ATTRS = {"kind": {"DataType": "String", "StringValue": "order"}}
+
+
+@pytest.fixture(scope="module")
+def bucket(moto_server: MotoServer) -> str:
+    return new_bucket(moto_server)
+
+
+@pytest.fixture
+def sqs(moto_server: MotoServer) -> Any:
+    return moto_server.client("sqs")
+
+
+@pytest.fixture
+def off(moto_server: MotoServer, bucket: str) -> Offloader:
+    return offloader(moto_server, f"s3://{bucket}/{unique('drop-in')}")
+
+
+@pytest.fixture
+def url(sqs: Any) -> Iterator[str]:
+    with new_queue(sqs, "drop-in") as queue_url:
+        yield queue_url
+
+
+@pytest.fixture
+def client(sqs: Any, off: Offloader) -> SqsExtendedClient:
+    return SqsExtendedClient(sqs, off, delete_payload=True)
+
+
+def test_send_receive_delete_keep_boto3_shapes(
+    client: SqsExtendedClient, sqs: Any, url: str, off: Offloader
+) -> None:
+    small = client.send_message(QueueUrl=url, MessageBody="small", MessageAttributes=ATTRS)
+    big = client.send_message(QueueUrl=url, MessageBody=BIG, MessageAttributes=ATTRS)
+    for response in (small, big):
+        assert {"MessageId", "MD5OfMessageBody", "ResponseMetadata"} <= set(response)
+    requested = ["kind"]
+    response = client.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=requested
+    )
+    assert requested == ["kind"]  # the caller's list is not changed
+    assert "ResponseMetadata" in response
+    by_body = {m["Body"]: m for m in response["Messages"]}
+    assert set(by_body) == {"small", BIG}
+    for message in by_body.values():
+        assert message["MessageAttributes"] == ATTRS
+        assert {"MessageId", "ReceiptHandle", "MD5OfBody"} <= set(message)
+    _, location = split_receipt_handle(by_body[BIG]["ReceiptHandle"])
+    assert location is not None
+    assert location.startswith(off.store.url)
+    assert split_receipt_handle(by_body["small"]["ReceiptHandle"])[1] is None
+    assert len(stored(off)) == 1
+    for message in by_body.values():
+        client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert stored(off) == []
+    assert sqs.receive_message(QueueUrl=url).get("Messages") is None
+
+
+def test_batch_calls_fit_the_batch_and_delete_payloads_only_of_deleted_entries(
+    client: SqsExtendedClient, url: str, off: Offloader
+) -> None:
+    entries = [
+        {"Id": f"e{i}", "MessageBody": chr(65 + i) * 900_000, "MessageAttributes": ATTRS}
+        for i in range(10)
+    ]
+    response = client.send_message_batch(QueueUrl=url, Entries=entries)
+    assert sorted(ok["Id"] for ok in response["Successful"]) == [f"e{i}" for i in range(10)]
+    assert "Failed" not in response or response["Failed"] == []
+    assert len(stored(off)) == 9
+    messages = []
+    while len(messages) < 10:
+        got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        messages += got["Messages"]
+    assert sorted(m["Body"] for m in messages) == [e["MessageBody"] for e in entries]
+    offloaded = [m for m in messages if split_receipt_handle(m["ReceiptHandle"])[1]]
+    kept = offloaded[0]
+    stale = embed_receipt_handle("stale", split_receipt_handle(kept["ReceiptHandle"])[1] or "")
+    deletes = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+    deletes[messages.index(kept)]["ReceiptHandle"] = stale
+    result = client.delete_message_batch(QueueUrl=url, Entries=deletes)
+    assert [f["Code"] for f in result["Failed"]] == ["ReceiptHandleIsInvalid"]
+    assert len(stored(off)) == 1  # the payload of the message SQS did not delete
+    client.delete_message(QueueUrl=url, ReceiptHandle=kept["ReceiptHandle"])
+    assert stored(off) == []
+
+
+def test_change_visibility_strips_the_embedded_location(
+    client: SqsExtendedClient, sqs: Any, url: str
+) -> None:
+    client.send_message(QueueUrl=url, MessageBody=BIG)
+    (message,) = client.receive_message(QueueUrl=url, VisibilityTimeout=600)["Messages"]
+    handle = message["ReceiptHandle"]
+    assert split_receipt_handle(handle)[1] is not None
+    client.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+    (again,) = client.receive_message(QueueUrl=url, VisibilityTimeout=600)["Messages"]
+    client.change_message_visibility_batch(
+        QueueUrl=url,
+        Entries=[{"Id": "a", "ReceiptHandle": again["ReceiptHandle"], "VisibilityTimeout": 0}],
+    )
+    (third,) = client.receive_message(QueueUrl=url)["Messages"]
+    assert third["Body"] == BIG
+    client.delete_message(QueueUrl=url, ReceiptHandle=third["ReceiptHandle"])
+
+
+def test_receipt_handles_parse_with_the_full_pattern() -> None:
+    key = "2026/11/27/a-b-c-..s3Key..-d"  # dashes, and even the marker, inside the key
+    embedded = embed_receipt_handle("AQEB+x/y==-z", f"s3://my-bucket/{key}")
+    assert embedded == (
+        f"-..s3BucketName..-my-bucket-..s3BucketName..--..s3Key..-{key}-..s3Key..-AQEB+x/y==-z"
+    )
+    assert split_receipt_handle(embedded) == ("AQEB+x/y==-z", f"s3://my-bucket/{key}")
+    assert split_receipt_handle("AQEBplain") == ("AQEBplain", None)
+    assert embed_receipt_handle("h", "file:///srv/payloads/k") == "h"
+
+
+def test_undeliverable_message_raises_or_is_skipped(
+    sqs: Any, url: str, off: Offloader, moto_server: MotoServer
+) -> None:
+    strict = SqsExtendedClient(sqs, off)
+    strict.send_message(QueueUrl=url, MessageBody="fine")
+    strict.send_message(QueueUrl=url, MessageBody=BIG)
+    (key,) = stored(off)
+    bucket, _, prefix = off.store.url.removeprefix("s3://").partition("/")
+    moto_server.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=b"x" * len(BIG))
+    with pytest.raises(DigestMismatchError):
+        strict.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    lenient = SqsExtendedClient(sqs, off, on_error="skip")
+    got = lenient.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    assert [m["Body"] for m in got["Messages"]] == ["fine"]
+    assert len(stored(off)) == 1  # nothing deleted
+
+
+def test_other_calls_go_to_the_wrapped_client(client: SqsExtendedClient, url: str) -> None:
+    calls = Calls(client.sqs)
+    name = url.rsplit("/", 1)[1]
+    assert client.get_queue_url(QueueName=name)["QueueUrl"] == url
+    assert calls["GetQueueUrl"] == 1
+    assert client.exceptions is client.sqs.exceptions
+
+
+def test_sns_envelope_keeps_its_shape_with_the_payload_in_message(
+    client: SqsExtendedClient, sqs: Any, url: str, off: Offloader, moto_server: MotoServer
+) -> None:
+    sns = moto_server.client("sns")
+    topic = sns.create_topic(Name=unique("drop-in"))["TopicArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["Attributes"]["QueueArn"])
+    pointer = off.prepare(BIG, attributes=from_boto_attributes(ATTRS))
+    sns.publish(
+        TopicArn=topic,
+        Message=pointer.body,
+        MessageAttributes=to_boto_attributes(pointer.attributes),
+    )
+    sns.delete_topic(TopicArn=topic)
+    (message,) = client.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    envelope = json.loads(message["Body"])
+    assert envelope["Type"] == "Notification"
+    assert envelope["Message"] == BIG
+    assert envelope["MessageAttributes"] == {"kind": {"Type": "String", "Value": "order"}}
+    assert pointer.pointer is not None
+    assert split_receipt_handle(message["ReceiptHandle"])[1] == pointer.pointer.location
+    client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert stored(off) == []
+
+
+def test_more_than_ten_batch_entries_fail_before_anything_is_stored(
+    client: SqsExtendedClient, url: str, off: Offloader
+) -> None:
+    entries = [{"Id": str(i), "MessageBody": BIG} for i in range(11)]
+    with pytest.raises(IncompatibleOptionsError, match="at most 10"):
+        client.send_message_batch(QueueUrl=url, Entries=entries)
+    assert stored(off) == []

@@ -1,0 +1,116 @@
+"""boto3 glue for the AWS transports: message attributes in boto3's shape, botocore errors as
+:class:`~offload_core.errors.TransportError`, and boto3 imported only when a client is made.
+
+Nothing here imports botocore: its errors are recognised by their shape and module, so that a
+caller passing its own client never needs this package to import the SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from offload_core.errors import MissingDependencyError, OffloadError, TransportError
+from offload_core.message import Attribute
+
+__all__ = ["boto3_client", "chunked", "from_boto_attributes", "to_boto_attributes", "translated"]
+
+T = TypeVar("T")
+
+_TRANSIENT_CODES = frozenset(
+    {"RequestThrottled", "ThrottlingException", "Throttling", "ServiceUnavailable",
+     "InternalError", "InternalFailure", "KmsThrottled", "RequestTimeout"}
+)  # fmt: skip
+#: botocore's network failures (and their subclasses: timeouts, closed connections).
+_TRANSIENT_CLASSES = frozenset({"ConnectionError", "HTTPClientError"})
+_MISSING_CODES = ("NonExistentQueue", "QueueDoesNotExist", "NotFound")
+
+
+def to_boto_attributes(attributes: Mapping[str, Attribute]) -> dict[str, dict[str, Any]]:
+    """Message attributes as boto3 takes them for SQS and SNS (``DataType`` + ``StringValue``
+    or ``BinaryValue``)."""
+    return {
+        name: {
+            "DataType": attr.data_type,
+            ("BinaryValue" if isinstance(attr.value, bytes) else "StringValue"): attr.value,
+        }
+        for name, attr in attributes.items()
+    }
+
+
+def from_boto_attributes(raw: Mapping[str, Any] | None) -> dict[str, Attribute]:
+    """Message attributes as boto3 returns (or takes) them, as :class:`Attribute` values."""
+    out: dict[str, Attribute] = {}
+    for name, entry in (raw or {}).items():
+        value = entry.get("StringValue", entry.get("BinaryValue"))
+        if isinstance(value, (str, bytes)):
+            out[name] = Attribute(str(entry.get("DataType", "String")), value)
+    return out
+
+
+def client_error(exc: BaseException) -> tuple[str | None, int | None, str] | None:
+    """Code, HTTP status and message of a botocore ``ClientError``; ``None`` for other errors."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict) or not isinstance(response.get("Error"), dict):
+        return None
+    error = response["Error"]
+    code = str(error.get("Code", "")) or None
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    message = str(error.get("Message", exc)).rstrip(".")
+    return code, status if isinstance(status, int) else None, message
+
+
+@contextmanager
+def translated(service: str, operation: str, destination: str) -> Iterator[None]:
+    """Inside the block, botocore's errors become :class:`TransportError` (the original is the
+    ``__cause__``); offload's own errors and anything else pass through."""
+    try:
+        yield
+    except OffloadError:
+        raise
+    except Exception as exc:
+        where = f"{service} {operation} on {destination} failed"
+        parsed = client_error(exc)
+        if parsed is not None:
+            code, status, message = parsed
+            missing = code is not None and any(m in code for m in _MISSING_CODES)
+            hint = "; check the name or URL, the region and the account" if missing else ""
+            raise TransportError(
+                f"{where}: {code}: {message}{hint}",
+                operation=operation,
+                code=code,
+                destination=destination,
+                retryable=code in _TRANSIENT_CODES or status == 429 or (status or 0) >= 500,
+            ) from exc
+        if type(exc).__module__.startswith("botocore"):
+            names = {cls.__name__ for cls in type(exc).__mro__}
+            raise TransportError(
+                f"{where}: {exc}",
+                operation=operation,
+                destination=destination,
+                retryable=bool(names & _TRANSIENT_CLASSES),
+            ) from exc
+        raise
+
+
+def boto3_client(service: str, *, what: str, **options: Any) -> Any:
+    """``boto3.client(service, **options)``; a missing boto3 names the extra to install."""
+    try:
+        boto3 = importlib.import_module("boto3")
+    except ImportError as exc:
+        raise MissingDependencyError(what, module="boto3", extra="s3") from exc
+    return boto3.client(service, **options)
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of at most ``size`` (AWS batch calls take ten entries)."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,263 @@
+"""A drop-in for the official ``amazon-sqs-extended-client``: boto3's SQS calls, argument names
+and return shapes, with large payloads stored through an :class:`Offloader`.
+
+::
+
+    import boto3
+    from offload_core.offloader import Offloader
+    from offload_transports.extended import SqsExtendedClient
+
+    sqs = SqsExtendedClient(boto3.client("sqs"), Offloader("s3://payload-bucket"))
+    sqs.send_message(QueueUrl=url, MessageBody=big_text)
+    for message in sqs.receive_message(QueueUrl=url).get("Messages", []):
+        handle(message["Body"])  # the payload, verified
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+It wraps the client it is given (boto3 itself is left alone); calls it does not handle are passed
+to that client. The official client's settings map to options: ``large_payload_support=bucket``
+is ``Offloader("s3://bucket")``, ``always_through_s3=True`` is ``Offloader(..., mode="always")``,
+``delete_payload_from_s3=True`` is ``delete_payload=True``. Messages are written in the AWS
+format both official clients (and the Java ones) read, and messages from them are read here.
+
+A received offloaded message's receipt handle carries the bucket and key between the official
+markers, so either library's ``delete_message`` can delete the payload; every call here strips
+them before SQS sees the handle. With ``delete_payload``, the message is deleted first and the
+payload only once SQS has deleted the message (the official client does it the other way round).
+A message from an SNS subscription without raw delivery keeps its envelope, with the payload in
+place of the pointer in ``Message`` (the envelope's signature then no longer verifies).
+
+Errors from SQS are boto3's own; errors about payloads are :mod:`offload_core.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from offload_core.detect import unwrap_sns
+from offload_core.errors import IncompatibleOptionsError, OffloadError
+from offload_core.formats.aws import parse_s3_location
+from offload_core.offloader import RESERVED_ATTRIBUTES, Offloader
+from offload_core.pointer import Pointer
+
+from .sqs import BatchEntry, SqsMessage, SqsTransport, from_boto_attributes
+
+__all__ = ["SqsExtendedClient", "embed_receipt_handle", "split_receipt_handle"]
+
+log = logging.getLogger(__name__)
+
+BUCKET_MARKER = "-..s3BucketName..-"
+KEY_MARKER = "-..s3Key..-"
+# The key is greedy: it ends at the last key marker, so a key may contain the marker itself.
+_EMBEDDED = re.compile(
+    rf"{re.escape(BUCKET_MARKER)}(?P<bucket>.*?){re.escape(BUCKET_MARKER)}"
+    rf"{re.escape(KEY_MARKER)}(?P<key>.*){re.escape(KEY_MARKER)}(?P<handle>.*)\Z",
+    re.DOTALL,
+)
+_ENTRY_FIELDS = frozenset({"Id", "MessageBody", "MessageAttributes"})
+
+
+def embed_receipt_handle(receipt_handle: str, location: str) -> str:
+    """``receipt_handle`` with the bucket and key of an ``s3://`` location embedded as the AWS
+    extended clients do; other locations leave it unchanged."""
+    parsed = parse_s3_location(location)
+    if parsed is None:
+        return receipt_handle
+    bucket, key = parsed
+    return f"{BUCKET_MARKER}{bucket}{BUCKET_MARKER}{KEY_MARKER}{key}{KEY_MARKER}{receipt_handle}"
+
+
+def split_receipt_handle(receipt_handle: str) -> tuple[str, str | None]:
+    """The receipt handle SQS issued, and the ``s3://bucket/key`` embedded in it, if any."""
+    match = _EMBEDDED.match(receipt_handle)
+    if match is None:
+        return receipt_handle, None
+    return match["handle"], f"s3://{match['bucket']}/{match['key']}"
+
+
+class SqsExtendedClient:
+    """boto3's SQS client, extended: payloads too large for a queue go through ``offloader``.
+
+    :param sqs: a boto3 SQS client (``boto3.client("sqs")``).
+    :param offloader: where payloads are stored, and which stores may be read.
+    :param delete_payload: ``delete_message`` also deletes the payload, after the message.
+    :param on_error: what ``receive_message`` does with a message whose payload cannot be
+        delivered (missing, corrupt, not allowed, not text): ``"raise"`` the error, or
+        ``"skip"`` it (logged; it reappears after its visibility timeout, and a redrive policy
+        moves it to the dead-letter queue alone rather than with the rest of the batch).
+    """
+
+    def __init__(
+        self,
+        sqs: Any,
+        offloader: Offloader,
+        *,
+        delete_payload: bool = False,
+        on_error: Literal["raise", "skip"] = "raise",
+    ) -> None:
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        self.sqs: Any = sqs
+        self.offloader = offloader
+        self.delete_payload = delete_payload
+        self.on_error = on_error
+        self._queues: dict[str, SqsTransport] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "sqs":
+            raise AttributeError(name)
+        return getattr(self.sqs, name)
+
+    def _queue(self, url: str) -> SqsTransport:
+        with self._lock:
+            if url not in self._queues:
+                self._queues[url] = SqsTransport(url, self.offloader, client=self.sqs)
+            return self._queues[url]
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send_message(
+        self,
+        *,
+        QueueUrl: str,
+        MessageBody: str,
+        MessageAttributes: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """``SendMessage``, storing the body first if it does not fit the queue."""
+        attributes = from_boto_attributes(MessageAttributes)
+        return dict(self._queue(QueueUrl)._send(MessageBody, attributes, kwargs).response)
+
+    def send_message_batch(
+        self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """``SendMessageBatch``; entries are stored, largest first, until the batch fits."""
+        entries = [
+            BatchEntry(
+                payload=entry["MessageBody"],
+                attributes=from_boto_attributes(entry.get("MessageAttributes")),
+                id=entry["Id"],
+                request={k: v for k, v in entry.items() if k not in _ENTRY_FIELDS},
+            )
+            for entry in Entries
+        ]
+        return self._queue(QueueUrl)._send_chunk(entries)[0]
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def receive_message(self, *, QueueUrl: str, **kwargs: Any) -> dict[str, Any]:
+        """``ReceiveMessage``, with each offloaded message's ``Body`` replaced by its payload
+        (verified), its pointer markers removed and its receipt handle carrying the location."""
+        names = list(kwargs.get("MessageAttributeNames") or [])
+        if not {"All", ".*"}.intersection(names):
+            names += sorted(RESERVED_ATTRIBUTES.difference(names))
+        response, messages = self._queue(QueueUrl)._receive(
+            {**kwargs, "MessageAttributeNames": names}
+        )
+        if "Messages" not in response:
+            return response
+        delivered = []
+        for message in messages:
+            try:
+                delivered.append(self._deliver(message))
+            except OffloadError as exc:
+                if self.on_error == "raise":
+                    raise
+                log.warning("skipping message %s: %s", message.message_id, exc)
+        return {**response, "Messages": delivered}
+
+    def _deliver(self, message: SqsMessage) -> dict[str, Any]:
+        """The message as boto3 shapes it, with the payload in place of the pointer."""
+        if message.error is not None:
+            raise message.error
+        pointer = message.pointer
+        if pointer is None:
+            return dict(message.raw)
+        try:
+            text = message.payload().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise IncompatibleOptionsError(
+                f"the payload of message {message.message_id} is not UTF-8 text, which boto3's "
+                "Body must be; receive it with offload_transports.sqs.SqsTransport"
+            ) from exc
+        out = dict(message.raw)
+        body = out["Body"]
+        inner, _ = unwrap_sns(body, {})
+        if inner != body:  # an SNS envelope: keep it, payload in place of the pointer
+            envelope = json.loads(body)
+            envelope["Message"] = text
+            if "MessageAttributes" in envelope:
+                envelope["MessageAttributes"] = _without_markers(envelope["MessageAttributes"])
+            out["Body"] = json.dumps(envelope, ensure_ascii=False)
+        else:
+            out["Body"] = text
+        attributes = _without_markers(out.get("MessageAttributes"))
+        if attributes:
+            out["MessageAttributes"] = attributes
+        else:
+            out.pop("MessageAttributes", None)
+        out["ReceiptHandle"] = embed_receipt_handle(message.receipt_handle, pointer.location)
+        return out
+
+    # -- deleting and visibility -------------------------------------------------------------
+
+    def delete_message(self, *, QueueUrl: str, ReceiptHandle: str, **kwargs: Any) -> Any:
+        """``DeleteMessage``; with ``delete_payload``, then the payload the handle names."""
+        handle, location = split_receipt_handle(ReceiptHandle)
+        response = self.sqs.delete_message(QueueUrl=QueueUrl, ReceiptHandle=handle, **kwargs)
+        if self.delete_payload and location is not None:
+            self.offloader.discard(Pointer(location))
+        return response
+
+    def delete_message_batch(
+        self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """``DeleteMessageBatch``; with ``delete_payload``, then the payloads of the entries SQS
+        reports deleted."""
+        entries, locations = _stripped(Entries)
+        response: dict[str, Any] = self.sqs.delete_message_batch(QueueUrl=QueueUrl, Entries=entries)
+        if self.delete_payload:
+            for ok in response.get("Successful", []):
+                location = locations.get(ok.get("Id"))
+                if location is not None:
+                    self.offloader.discard(Pointer(location))
+        return response
+
+    def change_message_visibility(
+        self, *, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int, **kwargs: Any
+    ) -> Any:
+        """``ChangeMessageVisibility``, with any embedded location stripped from the handle."""
+        handle, _ = split_receipt_handle(ReceiptHandle)
+        return self.sqs.change_message_visibility(
+            QueueUrl=QueueUrl, ReceiptHandle=handle, VisibilityTimeout=VisibilityTimeout, **kwargs
+        )
+
+    def change_message_visibility_batch(
+        self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
+    ) -> Any:
+        """``ChangeMessageVisibilityBatch``, with embedded locations stripped from the handles."""
+        entries, _ = _stripped(Entries)
+        return self.sqs.change_message_visibility_batch(QueueUrl=QueueUrl, Entries=entries)
+
+
+def _stripped(
+    entries: Sequence[Mapping[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Batch entries with plain receipt handles, and the embedded location of each entry id."""
+    out: list[dict[str, Any]] = []
+    locations: dict[str, str] = {}
+    for entry in entries:
+        handle, location = split_receipt_handle(entry["ReceiptHandle"])
+        out.append({**entry, "ReceiptHandle": handle})
+        if location is not None:
+            locations[entry["Id"]] = location
+    return out, locations
+
+
+def _without_markers(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (attributes or {}).items() if k not in RESERVED_ATTRIBUTES}
