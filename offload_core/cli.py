@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from importlib import metadata
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 try:
     import click
@@ -14,9 +19,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "the offload command needs the 'cli' extra: pip install 'offload[cli]'"
     ) from exc
 
-from . import __version__
-from .errors import OffloadError
+from . import __version__, ops
+from .errors import ConfigurationError, LocationNotAllowedError, OffloadError
+from .offloader import Offloader
 from .plugins import ENTRY_POINT_GROUP, default_plugins
+from .pointer import Pointer
 
 __all__ = ["cli", "main"]
 
@@ -132,14 +139,406 @@ def demo(size_mib: int, as_json: bool) -> None:
         sys.exit(1)
 
 
+# -- operator commands ----------------------------------------------------------------------
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
+    try:
+        return ops.parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def _size(n: int | None) -> str:
+    return "unknown" if n is None else f"{n:,} bytes"
+
+
+@contextmanager
+def _progress(total: int | None, what: str) -> Iterator[Callable[[int], None]]:
+    """A byte counter drawn as a tqdm bar on stderr when it is a terminal; quiet otherwise."""
+    from tqdm import tqdm
+
+    with tqdm(
+        total=total,
+        desc=what,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        leave=False,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        yield bar.update
+
+
+def _describe_pointer(pointer: Pointer) -> list[tuple[str, str]]:
+    rows = [
+        ("location", pointer.location),
+        ("size", _size(pointer.size)),
+        ("stored", f"{_size(pointer.stored_size)}, codec {pointer.codec}"),
+        ("checksum", f"{pointer.checksum} {pointer.digest}" if pointer.digest else "none"),
+    ]
+    if pointer.content_type:
+        rows.append(("content type", pointer.content_type))
+    if pointer.expires:
+        rows.append(("expires", pointer.expires.isoformat()))
+    return rows
+
+
+def _echo_rows(rows: list[tuple[str, str]], indent: str = "") -> None:
+    width = max(len(label) for label, _ in rows) + 1
+    for label, value in rows:
+        click.echo(f"{indent}{label + ':':<{width}} {value}")
+
+
+_store_option = click.option(
+    "--store",
+    "stores",
+    metavar="URL",
+    multiple=True,
+    help="A store whose payloads may be read (repeatable).",
+)
+_allow_option = click.option(
+    "--allow",
+    metavar="URL",
+    multiple=True,
+    help="Another store URL to trust, such as another account's bucket (repeatable).",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--store", required=True, metavar="URL", help="Where to store the payload.")
+@click.option("--compression", metavar="NAME", help="A registered compressor, such as zstd.")
+@click.option("--checksum", default="sha256", show_default=True, help="Digest to carry.")
+@click.option(
+    "--format",
+    "pointer_format",
+    metavar="aws|native",
+    help="Pointer format; default aws for S3 without compression, native otherwise.",
+)
+@click.option("--content-type", metavar="TYPE", help="Media type recorded in the pointer.")
+@_json_option
+def put(
+    file: Path,
+    store: str,
+    compression: str | None,
+    checksum: str,
+    pointer_format: str | None,
+    content_type: str | None,
+    as_json: bool,
+) -> None:
+    """Store FILE and print the pointer message (body and attributes) that names it.
+
+    The --json output is an SQS message as boto3 returns one; 'offload get' reads it back.
+    """
+    offloader = Offloader(
+        store, compression=compression, checksum=checksum, pointer_format=pointer_format
+    )
+    with _progress(file.stat().st_size, "put") as update:
+        stored = ops.put_file(offloader, file, content_type=content_type, progress=update)
+    if as_json:
+        _print_json(stored.to_json())
+        return
+    rows = _describe_pointer(stored.pointer)
+    rows.append(("format", offloader.pointer_format))
+    rows.append(("body", stored.body))
+    rows += [
+        (f"attribute {name}", f"{a.data_type} {a.value!r}") for name, a in stored.attributes.items()
+    ]
+    _echo_rows(rows)
+
+
+@cli.command()
+@click.argument("message", metavar="POINTER|MESSAGE")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File to write the payload to (replaced only once the payload is verified).",
+)
+@_store_option
+@_allow_option
+@click.option("--record", type=click.IntRange(0), help="Which message of a multi-record event.")
+@_json_option
+def get(
+    message: str,
+    output: Path,
+    stores: tuple[str, ...],
+    allow: tuple[str, ...],
+    record: int | None,
+    as_json: bool,
+) -> None:
+    """Write the payload a pointer or message names to a file, verified.
+
+    POINTER|MESSAGE is a message body, an SQS message or Lambda event as JSON, '-' for stdin or
+    @PATH for a file. Only locations under --store/--allow are read.
+    """
+    offloader = ops.consumer(stores, allow)
+    messages = ops.load_messages(message, sys.stdin.buffer)
+    if record is None and len(messages) > 1:
+        last = len(messages) - 1
+        raise ConfigurationError(
+            f"the input holds {len(messages)} messages; choose one with --record 0..{last}"
+        )
+    index = record or 0
+    if index >= len(messages):
+        raise ConfigurationError(f"--record {index}: the input holds {len(messages)} message(s)")
+    chosen = messages[index]
+    received = offloader.parse(chosen.body, chosen.attributes)
+    total = received.pointer.size if received.pointer else None
+    with _progress(total, "get") as update:
+        saved = ops.save_payload(offloader, received, output, progress=update)
+    if as_json:
+        _print_json(saved.to_json())
+        return
+    if not saved.offloaded:
+        click.echo(f"wrote {saved.path}: {_size(saved.size)} (inline message, no pointer)")
+    elif saved.checks:
+        click.echo(
+            f"wrote {saved.path}: {_size(saved.size)} from {saved.location} "
+            f"({saved.dialect}); verified {' and '.join(saved.checks)}"
+        )
+    else:
+        click.echo(f"wrote {saved.path}: {_size(saved.size)} from {saved.location}")
+        click.echo(
+            f"offload: warning: the {saved.dialect} pointer carries no size or digest; "
+            "the payload could not be verified",
+            err=True,
+        )
+
+
+@cli.command(name="inspect")
+@click.argument("message", metavar="MESSAGE")
+@_store_option
+@_allow_option
+@click.option(
+    "--read",
+    is_flag=True,
+    help="Resolve by reading and verifying the whole payload, not only asking for its info.",
+)
+@_json_option
+def inspect_command(
+    message: str, stores: tuple[str, ...], allow: tuple[str, ...], read: bool, as_json: bool
+) -> None:
+    """Say what a message is: its dialect, envelope, what it points to and whether that resolves.
+
+    MESSAGE is as for 'get' (a Lambda event may hold several). With --store/--allow, the
+    location is checked against them and, when allowed, looked up in the store (or read and
+    verified with --read). Exit status 1 if any message is malformed, not allowed or does not
+    resolve.
+    """
+    offloader = ops.consumer(stores, allow) if stores or allow else None
+    messages = ops.load_messages(message, sys.stdin.buffer)
+    found = [ops.inspect_message(m, offloader, read=read) for m in messages]
+    if as_json:
+        _print_json([f.to_json() for f in found])
+    else:
+        for number, item in enumerate(found, 1):
+            if len(found) > 1:
+                click.echo(f"message {number} of {len(found)}:")
+            _echo_rows(_inspection_rows(item), "  " if len(found) > 1 else "")
+    if not all(f.ok for f in found):
+        sys.exit(1)
+
+
+def _inspection_rows(item: ops.Inspection) -> list[tuple[str, str]]:
+    rows = [
+        ("source", item.source),
+        ("SNS envelope", "yes" if item.sns_envelope else "no"),
+        ("dialect", item.dialect or "malformed pointer"),
+    ]
+    if item.error:
+        return [*rows, ("error", item.error)]
+    if item.pointer is None:
+        return [
+            *rows,
+            ("body", _size(item.body_size)),
+            ("attributes", ", ".join(item.attributes) or "none"),
+        ]
+    rows += _describe_pointer(item.pointer)
+    if item.expired is not None:
+        rows.append(("expired", "yes" if item.expired else "no"))
+    rows.append(("verifiable", " and ".join(ops.verified_checks(item.pointer)) or "nothing"))
+    if item.allowed is None:
+        rows.append(("allowed", "not checked: pass --store/--allow to check and resolve it"))
+    elif not item.allowed:
+        rows.append(("allowed", "NO: not under any --store or --allow location"))
+    else:
+        rows.append(("allowed", f"yes, under {item.store}"))
+    resolution = item.resolution
+    if resolution is not None:
+        how = "read and verified" if resolution.method == "read" else "info only"
+        status = "yes" if resolution.ok else "NO"
+        rows.append(("resolves", f"{status} ({how}): {resolution.detail}"))
+        if resolution.error:
+            rows.append(("error", resolution.error))
+    return rows
+
+
+@cli.command()
+@click.argument("store", metavar="STORE")
+@click.option(
+    "--older-than",
+    required=True,
+    callback=_duration,
+    help="Age past which a payload is garbage: 30m, 12h, 7d, 2w.",
+)
+@click.option("--prefix", default="", help="Only keys under this prefix of the store.")
+@click.option("--delete", is_flag=True, help="Delete them; without it, only list (dry run).")
+@_json_option
+def gc(store: str, older_than: timedelta, prefix: str, delete: bool, as_json: bool) -> None:
+    """List (or with --delete, delete) payloads in STORE older than --older-than.
+
+    For stores without a lifecycle rule (local disk, other fsspec stores); S3 buckets should
+    use one ('offload lifecycle'). Younger objects are never touched.
+    """
+    report = ops.collect_garbage(
+        default_plugins().open_store(store), older_than, delete=delete, prefix=prefix
+    )
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        verb = "would delete" if report.dry_run else "deleted"
+        deleted = {o.key for o in report.deleted}
+        for info in report.matched:
+            if report.dry_run or info.key in deleted:
+                modified = info.modified.isoformat() if info.modified else "?"
+                click.echo(f"{verb} {info.key}  {_size(info.size)}  modified {modified}")
+        for key, error in report.failed:
+            click.echo(f"FAILED {key}: {error}", err=True)
+        count, size = (
+            (len(report.matched), report.matched_bytes)
+            if report.dry_run
+            else (len(report.deleted), report.deleted_bytes)
+        )
+        summary = f"{verb} {count} object(s), {_size(size)}; kept {report.kept} younger"
+        if report.unknown_age:
+            summary += f", {report.unknown_age} of unknown age"
+        if report.dry_run and count:
+            summary += "; run again with --delete to delete them"
+        click.echo(summary)
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("store", metavar="STORE")
+@click.option("--days", required=True, type=click.IntRange(1), help="Expire payloads after N days.")
+@click.option("--prefix", default="", help="Key prefix under the store's root.")
+@_json_option
+def lifecycle(store: str, days: int, prefix: str, as_json: bool) -> None:
+    """Print (never apply) the S3 lifecycle configuration for an s3:// STORE."""
+    config = ops.lifecycle_configuration(store, days, prefix)
+    _print_json(config)
+    if not as_json:
+        bucket = store.removeprefix("s3://").split("/", 1)[0]
+        click.echo(
+            f"# apply: aws s3api put-bucket-lifecycle-configuration --bucket {bucket} "
+            "--lifecycle-configuration file://lifecycle.json\n"
+            "# this replaces the bucket's existing rules: merge them in first "
+            "(aws s3api get-bucket-lifecycle-configuration)",
+            err=True,
+        )
+
+
+@cli.command()
+@click.option("--publisher", required=True, metavar="ACCOUNT", help="Publisher account id.")
+@click.option(
+    "--subscriber",
+    "subscribers",
+    required=True,
+    multiple=True,
+    metavar="ACCOUNT",
+    help="Subscriber account id (repeatable).",
+)
+@click.option("--bucket", required=True, help="Bucket holding the payloads.")
+@click.option("--prefix", default="", help="Key prefix of the payloads in the bucket.")
+@click.option("--kms-key", metavar="ARN", help="KMS key encrypting the bucket (key ARN).")
+@click.option("--topic", metavar="ARN", help="SNS topic the publisher sends pointers to.")
+@click.option("--queue", metavar="ARN", help="SQS queue subscribed to the topic.")
+@click.option("--region", help="The bucket's region (default: the KMS key's).")
+@_json_option
+def policy(
+    publisher: str,
+    subscribers: tuple[str, ...],
+    bucket: str,
+    prefix: str,
+    kms_key: str | None,
+    topic: str | None,
+    queue: str | None,
+    region: str | None,
+    as_json: bool,
+) -> None:
+    """Print (never apply) least-privilege policies for a publisher and its subscribers.
+
+    One JSON object keyed by document: bucket_policy, kms_key_policy_statements, topic_policy,
+    queue_policy, publisher_identity_policy, subscriber_identity_policy.
+    """
+    docs = ops.access_policies(
+        publisher=publisher,
+        subscribers=subscribers,
+        bucket=bucket,
+        prefix=prefix,
+        kms_key=kms_key,
+        topic=topic,
+        queue=queue,
+        region=region,
+    )
+    _print_json(docs)
+    if not as_json:
+        click.echo(
+            "# each document replaces the resource's policy: merge with what is there.\n"
+            "# bucket_policy: aws s3api put-bucket-policy --bucket B --policy file://...\n"
+            "# kms_key_policy_statements: add to the key policy (aws kms put-key-policy)\n"
+            "# topic_policy: aws sns set-topic-attributes --attribute-name Policy ...\n"
+            "# queue_policy: aws sqs set-queue-attributes --attributes Policy=...\n"
+            "# *_identity_policy: aws iam put-role-policy on the roles in each account",
+            err=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``offload`` script: typed errors become one line and exit status 1."""
+    """Entry point of the ``offload`` script. Errors are one line on stderr; the exit status is 0
+    for success, 1 when an operation or a verification failed, 2 for usage and configuration
+    errors."""
     try:
         default_plugins().add_commands(cli)
-        cli.main(args=argv, prog_name="offload", standalone_mode=True)
+        code = cli.main(args=argv, prog_name="offload", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        _fail(exc.format_message() + hint, exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except ConfigurationError as exc:
+        _fail(str(exc), 2)
+    except LocationNotAllowedError as exc:
+        _fail(
+            f"refusing to read {exc.location!r}: it is not under a --store or --allow location; "
+            "pass --allow with its store's URL if the sender is trusted",
+            1,
+        )
     except OffloadError as exc:
-        click.echo(f"offload: error: {exc}", err=True)
+        _fail(str(exc), 1)
+    except BrokenPipeError:
+        # The reader went away (``offload ... | head``): stay quiet, like other tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except OSError as exc:
+        _fail(str(exc), 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"offload: error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -178,17 +178,12 @@ class Offloader:
         self.key_naming = key_naming
         self._stores: list[Store] = [self.store]
         self._stores += [self._open_store(s, storage_options) for s in allow]
-        self._readers: list[PointerFormat] = [
-            self.plugins.get("pointer_format", name)()
-            for name in self.plugins.registry.names("pointer_format")
-        ]
+        self._readers: list[PointerFormat] = self.plugins.pointer_readers()
 
     def _open_store(self, store: str | Store, options: Mapping[str, Any] | None) -> Store:
         if not isinstance(store, str):
             return store
-        factory = self.plugins.entry_for_url(store).load()
-        opened: Store = factory(store, **(options or {}))
-        return opened
+        return self.plugins.open_store(store, **(options or {}))
 
     def _default_format(self) -> str:
         s3 = self.store.url.startswith("s3://")
@@ -479,8 +474,7 @@ class Offloader:
     def open_pointer(self, pointer: Pointer) -> BinaryIO:
         """A verifying stream of the payload; refuses pointers whose signature does not pass, and
         locations outside the allowed stores, before any I/O."""
-        self.signing.check(pointer)
-        store, key = self._locate(pointer.location)
+        store, key = self.locate(pointer)
         if pointer.size is not None and pointer.size > self.max_payload_size:
             raise DecompressionLimitError(limit=self.max_payload_size, location=pointer.location)
         codec: Codec = self.plugins.get("compressor", pointer.codec)()
@@ -500,6 +494,13 @@ class Offloader:
         except BaseException:
             raw.close()
             raise
+
+    def locate(self, pointer: Pointer) -> tuple[Store, str]:
+        """The trusted store and key a pointer names, after its signature check; no I/O.
+
+        Raises ``SignatureError`` or ``LocationNotAllowedError`` for pointers not to follow."""
+        self.signing.check(pointer)
+        return self._locate(pointer.location)
 
     def _locate(self, location: str) -> tuple[Store, str]:
         for store in self._stores:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import click
 
     from .events import ErrorEvent, ResolvedEvent, StoredEvent
+    from .pointer import PointerFormat
+    from .store import Store
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Plugins", "default_plugins", "set_default_plugins"]
 
@@ -173,6 +175,17 @@ class Plugins:
                 suggestion=close[0] if close else None,
             )
         return by_scheme[scheme]
+
+    def open_store(self, url: str, **options: Any) -> Store:
+        """The store for ``url``, from the backend registered for its scheme."""
+        opened: Store = self.entry_for_url(url).load()(url, **options)
+        return opened
+
+    def pointer_readers(self) -> list[PointerFormat]:
+        """One instance of every registered pointer format, in name order: what detection tries."""
+        return [
+            self.get("pointer_format", name)() for name in self.registry.names("pointer_format")
+        ]
 
     # -- observers and commands ------------------------------------------------------------
 
