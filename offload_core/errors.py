@@ -8,7 +8,8 @@ to act on it (location, sizes, which check failed) as attributes, not only in th
     │   ├── PluginNotFoundError       no plugin of that kind and name (.kind, .name, .suggestion)
     │   ├── PluginConflictError       two plugins register one name (.kind, .name, .plugins)
     │   ├── MissingDependencyError    the plugin needs an extra (.extra, .module)
-    │   └── IncompatibleOptionsError  options that cannot work together (AWS format + zstd)
+    │   ├── IncompatibleOptionsError  options that cannot work together (AWS format + zstd)
+    │   └── RoutingFieldError         an event lacks a routing field to keep inline (.fields)
     ├── PointerError                  a message that is a pointer but not a valid one
     │   ├── UnsupportedVersionError   a native pointer of a version this reader does not know
     │   └── SignatureError            unsigned, forged, unknown key or expired (.reason, .key_id)
@@ -48,6 +49,7 @@ __all__ = [
     "PluginConflictError",
     "PluginNotFoundError",
     "PointerError",
+    "RoutingFieldError",
     "SignatureError",
     "SizeMismatchError",
     "StorageError",
@@ -110,6 +112,15 @@ class MissingDependencyError(ConfigurationError, ImportError):
 
 class IncompatibleOptionsError(ConfigurationError):
     """Options that cannot work together, such as compression with the AWS pointer format."""
+
+
+class RoutingFieldError(ConfigurationError):
+    """Routing fields to keep inline beside an EventBridge pointer (``keep=``) are missing from
+    the event or cannot travel there; raised before anything is stored. ``fields`` names them."""
+
+    def __init__(self, message: str, *, fields: Sequence[str]) -> None:
+        self.fields = tuple(fields)
+        super().__init__(message)
 
 
 class PointerError(OffloadError):

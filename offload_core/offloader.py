@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, BinaryIO, TypeVar, cast
 
+from ._utf8 import require_utf8
 from .codecs import Codec
 from .detect import detect, inspect
 from .errors import (
@@ -211,10 +212,15 @@ class Offloader:
         content_type: str | None = None,
     ) -> OutgoingMessage:
         """An inline message if the payload fits ``limits`` (and the policy), else store it and
-        return the pointer message. Reads at most the limit's worth of a stream to decide."""
+        return the pointer message. Reads at most the limit's worth of a stream to decide.
+
+        With the AWS pointer format, a payload that is not UTF-8 text is refused (AWS clients
+        decode the stored body as text), as it streams and before the upload completes."""
         limits = limits or Limits()
         attrs = dict(attributes or {})
         self._check_attributes(attrs, limits)
+        if self.pointer_format == "aws":
+            payload = require_utf8(payload)
         origin = _tell(payload)
         chunks: Iterator[bytes] = iter_chunks(payload)
         if self.policy.mode != "always":

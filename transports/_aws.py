@@ -8,16 +8,47 @@ caller passing its own client never needs this package to import the SDK.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from offload_core.errors import MissingDependencyError, OffloadError, TransportError
+from offload_core.errors import (
+    IncompatibleOptionsError,
+    MissingDependencyError,
+    OffloadError,
+    TransportError,
+)
 from offload_core.message import Attribute
+from offload_core.policy import sqs_message_size
 
-__all__ = ["boto3_client", "chunked", "from_boto_attributes", "to_boto_attributes", "translated"]
+__all__ = [
+    "boto3_client",
+    "check_attribute_names",
+    "chunked",
+    "client_error",
+    "from_boto_attributes",
+    "read_attributes",
+    "region_of",
+    "sendable_size",
+    "to_boto_attributes",
+    "transient",
+    "translated",
+]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Characters SQS accepts in a message body (and so SNS, for its SQS subscribers).
+_UNSENDABLE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}\Z")
+#: The region in an SQS queue URL or in an ARN.
+_REGION = re.compile(
+    r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com|arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):"
+)
+_DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError")
 
 _TRANSIENT_CODES = frozenset(
     {"RequestThrottled", "ThrottlingException", "Throttling", "ServiceUnavailable",
@@ -48,6 +79,58 @@ def from_boto_attributes(raw: Mapping[str, Any] | None) -> dict[str, Attribute]:
         if isinstance(value, (str, bytes)):
             out[name] = Attribute(str(entry.get("DataType", "String")), value)
     return out
+
+
+def transient(code: str | None) -> bool:
+    """Whether an AWS error code means the same call may succeed later (throttling, 5xx)."""
+    return code in _TRANSIENT_CODES
+
+
+def sendable_size(body: str, attributes: Mapping[str, Attribute]) -> int:
+    """:func:`sqs_message_size`, or "too large for any queue" when SQS would refuse the body
+    (control characters), so that such a body is stored rather than sent."""
+    if _UNSENDABLE.search(body):
+        return 2**63 - 1
+    return sqs_message_size(body, attributes)
+
+
+def check_attribute_names(attributes: Mapping[str, Attribute], service: str) -> None:
+    """Refuse names SQS and SNS reject, before anything is stored."""
+    for name in attributes:
+        if (
+            not _ATTRIBUTE_NAME.match(name)
+            or name.lower().startswith(("aws.", "amazon."))
+            or name.startswith(".")
+            or name.endswith(".")
+            or ".." in name
+        ):
+            raise IncompatibleOptionsError(
+                f"{name!r} is not a valid {service} message attribute name: up to 256 of A-Z a-z "
+                "0-9 _ - ., no leading, trailing or double period, not starting with AWS. or "
+                "Amazon."
+            )
+
+
+def region_of(address: str) -> str | None:
+    """The region named in a queue URL or an ARN, if any."""
+    match = _REGION.match(address)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def read_attributes(
+    fetch: Callable[[], Mapping[str, Any]], destination: str, *, assumed: str
+) -> dict[str, Any]:
+    """The ``Attributes`` of ``fetch()``'s response; empty, with a warning saying what is
+    ``assumed``, when the caller may not read them."""
+    try:
+        response = fetch()
+    except Exception as exc:
+        parsed = client_error(exc)
+        if parsed is None or parsed[0] not in _DENIED:
+            raise
+        log.warning("cannot read the attributes of %s (%s); assuming %s", destination, exc, assumed)
+        return {}
+    return dict(response.get("Attributes", {}))
 
 
 def client_error(exc: BaseException) -> tuple[str | None, int | None, str] | None:
@@ -82,7 +165,7 @@ def translated(service: str, operation: str, destination: str) -> Iterator[None]
                 operation=operation,
                 code=code,
                 destination=destination,
-                retryable=code in _TRANSIENT_CODES or status == 429 or (status or 0) >= 500,
+                retryable=transient(code) or status == 429 or (status or 0) >= 500,
             ) from exc
         if type(exc).__module__.startswith("botocore"):
             names = {cls.__name__ for cls in type(exc).__mro__}

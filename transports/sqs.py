@@ -27,35 +27,34 @@ the payload's only consumer, also deletes the payload, after SQS has deleted the
 from __future__ import annotations
 
 import io
-import logging
-import re
-import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Final
+from collections.abc import Iterable, Mapping
+from typing import Any, BinaryIO, ClassVar, Final
 
-from offload_core.errors import (
-    IncompatibleOptionsError,
-    IntegrityError,
-    MessageTooLargeError,
-    OffloadError,
-    TransportError,
-)
-from offload_core.message import Attribute, OutgoingMessage
+from offload_core.errors import IntegrityError, OffloadError, TransportError
+from offload_core.message import Attribute
 from offload_core.offloader import Offloader, Payload, Received
 from offload_core.pipeline import VerifyingReader
 from offload_core.pointer import Pointer
-from offload_core.policy import Limits, sqs_message_size
 
 from ._aws import (
     boto3_client,
     chunked,
-    client_error,
     from_boto_attributes,
+    region_of,
     to_boto_attributes,
     translated,
 )
-from ._utf8 import require_utf8
+from ._publish import (
+    MAX_BATCH_ENTRIES,
+    BatchEntry,
+    BatchFailure,
+    BatchResult,
+    DestinationInfo,
+    MessagePublisher,
+    SendResult,
+    failures,
+    params,
+)
 
 __all__ = [
     "SQS_MAX_MESSAGE_SIZE",
@@ -70,108 +69,11 @@ __all__ = [
     "to_boto_attributes",
 ]
 
-log = logging.getLogger(__name__)
-
 #: SQS's own ceiling for one message and for a whole batch (since 2025-08).
 SQS_MAX_MESSAGE_SIZE: Final = 1_048_576
-#: What a queue allows when its attributes cannot be read (the AWS default).
-DEFAULT_MAX_MESSAGE_SIZE: Final = 262_144
-MAX_BATCH_ENTRIES: Final = 10
-MAX_ATTRIBUTES: Final = 10
 
-#: Characters SQS accepts in a message body; a body with any other is stored, not sent.
-_UNSENDABLE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}\Z")
-_REGION = re.compile(r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com")
-
-
-def _sendable_size(body: str, attributes: Mapping[str, Attribute]) -> int:
-    """:func:`sqs_message_size`, or "too large for any queue" when SQS would refuse the body."""
-    if _UNSENDABLE.search(body):
-        return 2**63 - 1
-    return sqs_message_size(body, attributes)
-
-
-def _check_attribute_names(attributes: Mapping[str, Attribute]) -> None:
-    for name in attributes:
-        if (
-            not _ATTRIBUTE_NAME.match(name)
-            or name.lower().startswith(("aws.", "amazon."))
-            or name.startswith(".")
-            or name.endswith(".")
-            or ".." in name
-        ):
-            raise IncompatibleOptionsError(
-                f"{name!r} is not a valid SQS message attribute name: up to 256 of A-Z a-z 0-9 "
-                "_ - ., no leading, trailing or double period, not starting with AWS. or Amazon."
-            )
-
-
-@dataclass(frozen=True)
-class QueueInfo:
-    """What the queue's attributes say about sending to it."""
-
-    max_message_size: int
-    fifo: bool
-    content_based_deduplication: bool
-
-
-@dataclass(frozen=True)
-class BatchEntry:
-    """One message of :meth:`SqsTransport.send_batch`; ``request`` holds further
-    ``SendMessageBatchRequestEntry`` fields (``MessageSystemAttributes``) passed on as they are."""
-
-    payload: Payload
-    attributes: Mapping[str, Attribute] | None = None
-    id: str | None = None
-    group_id: str | None = None
-    deduplication_id: str | None = None
-    delay_seconds: int | None = None
-    content_type: str | None = None
-    request: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """A message SQS accepted; ``pointer`` is set when its payload was stored."""
-
-    message_id: str
-    pointer: Pointer | None = None
-    sequence_number: str | None = None
-    #: The batch entry's id (``None`` for a single send).
-    id: str | None = None
-    #: SQS's answer as boto3 returns it (the response, or the batch's ``Successful`` entry).
-    response: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-
-@dataclass(frozen=True)
-class BatchFailure:
-    """A batch entry SQS refused; its stored payload, if any, has been removed again."""
-
-    id: str
-    code: str
-    message: str
-    sender_fault: bool
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """What became of each entry of a batch call."""
-
-    successful: list[SendResult]
-    failed: list[BatchFailure]
-
-
-def _failures(response: Mapping[str, Any]) -> list[BatchFailure]:
-    return [
-        BatchFailure(
-            id=str(f.get("Id", "")),
-            code=str(f.get("Code", "")),
-            message=str(f.get("Message", "")),
-            sender_fault=bool(f.get("SenderFault", False)),
-        )
-        for f in response.get("Failed", [])
-    ]
+#: What the queue's attributes say about sending to it.
+QueueInfo = DestinationInfo
 
 
 class SqsMessage:
@@ -303,7 +205,7 @@ class SqsMessage:
             )
 
 
-class SqsTransport:
+class SqsTransport(MessagePublisher):
     """One SQS queue, with payloads that do not fit stored through an :class:`Offloader`.
 
     :param queue_url: the queue's URL.
@@ -316,6 +218,13 @@ class SqsTransport:
     :param wait_seconds: default long-polling wait of :meth:`receive`.
     """
 
+    service: ClassVar[str] = "SQS"
+    single_operation: ClassVar[str] = "SendMessage"
+    batch_operation: ClassVar[str] = "SendMessageBatch"
+    ceiling: ClassVar[int] = SQS_MAX_MESSAGE_SIZE
+    body_field: ClassVar[str] = "MessageBody"
+    fifo_attribute: ClassVar[str] = "FifoQueue"
+
     def __init__(
         self,
         queue_url: str,
@@ -327,80 +236,34 @@ class SqsTransport:
         wait_seconds: int = 20,
     ) -> None:
         if client is None:
-            region = _REGION.match(queue_url)
-            client = boto3_client(
-                "sqs", what="the SQS transport", region_name=region.group(1) if region else None
-            )
+            client = boto3_client("sqs", what="the SQS transport", region_name=region_of(queue_url))
+        super().__init__(offloader, client, max_message_size)
         self.queue_url = queue_url
-        self.offloader = offloader
-        self.client: Any = client
         self.delete_payload = delete_payload
         self.wait_seconds = wait_seconds
-        self._max_message_size = max_message_size
-        self._info: QueueInfo | None = None
-        self._limits: Limits | None = None
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SqsTransport({self.queue_url!r}, {self.offloader.store.url!r})"
 
-    # -- the queue ---------------------------------------------------------------------------
-
     @property
-    def info(self) -> QueueInfo:
-        """The queue's limit and FIFO settings, read once (``GetQueueAttributes``)."""
-        with self._lock:
-            if self._info is None:
-                self._info = self._read_info()
-            return self._info
+    def destination(self) -> str:
+        return self.queue_url
 
-    def _read_info(self) -> QueueInfo:
-        fifo = self.queue_url.endswith(".fifo")
-        if self._max_message_size is not None and not fifo:
-            return QueueInfo(self._max_message_size, fifo=False, content_based_deduplication=False)
-        names = ["MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication"]
-        try:
-            response = self.client.get_queue_attributes(
-                QueueUrl=self.queue_url, AttributeNames=names
-            )
-        except Exception as exc:
-            parsed = client_error(exc)
-            if parsed is None or parsed[0] not in ("AccessDenied", "AccessDeniedException"):
-                raise
-            log.warning(
-                "cannot read the attributes of %s (%s); assuming a %d-byte limit and no "
-                "content-based deduplication; pass max_message_size= to set the limit",
-                self.queue_url,
-                exc,
-                DEFAULT_MAX_MESSAGE_SIZE,
-            )
-            response = {}
-        attributes = response.get("Attributes", {})
-        size = self._max_message_size or int(
-            attributes.get("MaximumMessageSize", DEFAULT_MAX_MESSAGE_SIZE)
+    def _fetch_attributes(self, names: list[str]) -> Mapping[str, Any]:
+        response: Mapping[str, Any] = self.client.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=names
         )
-        return QueueInfo(
-            max_message_size=size,
-            fifo=attributes.get("FifoQueue", str(fifo)).lower() == "true",
-            content_based_deduplication=(
-                attributes.get("ContentBasedDeduplication", "false").lower() == "true"
-            ),
+        return response
+
+    def _call_one(self, request: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = self.client.send_message(**request, QueueUrl=self.queue_url)
+        return response
+
+    def _call_batch(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
+        response: dict[str, Any] = self.client.send_message_batch(
+            QueueUrl=self.queue_url, Entries=requests
         )
-
-    @property
-    def limits(self) -> Limits:
-        """What one message (and one batch) may measure: the queue's limit, at most 1 MiB."""
-        if self._limits is None:
-            measure = sqs_message_size if self.offloader.policy.mode == "never" else _sendable_size
-            self._limits = Limits(
-                max_size=min(self.info.max_message_size, SQS_MAX_MESSAGE_SIZE),
-                max_attributes=MAX_ATTRIBUTES,
-                carries_attributes=True,
-                measure=measure,
-            )
-        return self._limits
-
-    # -- sending -----------------------------------------------------------------------------
+        return response
 
     def send(
         self,
@@ -419,180 +282,12 @@ class SqsTransport:
         passed to boto3 as they are. If SQS refuses the message, a payload stored for it is
         removed again before the error is raised.
         """
-        params = _params(group_id, deduplication_id, delay_seconds, request)
-        with translated("SQS", "SendMessage", self.queue_url):
-            return self._send(payload, attributes or {}, params, content_type)
-
-    def _send(
-        self,
-        payload: Payload,
-        attributes: Mapping[str, Attribute],
-        params: Mapping[str, Any],
-        content_type: str | None = None,
-    ) -> SendResult:
-        """:meth:`send` with boto3-shaped parameters and boto3's own errors."""
-        _check_attribute_names(attributes)
-
-        def deliver(message: OutgoingMessage) -> SendResult:
-            response = self.client.send_message(
-                **{**self._request(message, params), "QueueUrl": self.queue_url}
-            )
-            return SendResult(
-                message_id=response.get("MessageId", ""),
-                pointer=message.pointer,
-                sequence_number=response.get("SequenceNumber"),
-                response=response,
-            )
-
-        return self.offloader.publish(
-            self._checked(payload),
-            deliver,
+        return self._send_one(
+            payload,
             attributes=attributes,
-            limits=self.limits,
             content_type=content_type,
+            params=params(group_id, deduplication_id, delay_seconds, request),
         )
-
-    def send_batch(self, entries: Iterable[BatchEntry | Payload]) -> BatchResult:
-        """Send many payloads, ten per ``SendMessageBatch`` call.
-
-        Each entry is stored if it does not fit alone; then, while a call's total is over the
-        limit, its largest inline entries are stored too. Entries without an ``id`` are numbered
-        from 0. Payloads of entries SQS refuses are removed again and the entries reported in
-        ``failed``; if the call itself fails, every payload stored for it is removed.
-        """
-        successful: list[SendResult] = []
-        failed: list[BatchFailure] = []
-        numbered = (
-            entry if isinstance(entry, BatchEntry) else BatchEntry(entry) for entry in entries
-        )
-        start = 0
-        for chunk in chunked(numbered, MAX_BATCH_ENTRIES):
-            chunk = [
-                e if e.id is not None else replace(e, id=str(start + i))
-                for i, e in enumerate(chunk)
-            ]
-            start += len(chunk)
-            with translated("SQS", "SendMessageBatch", self.queue_url):
-                _, result = self._send_chunk(chunk)
-            successful += result.successful
-            failed += result.failed
-        return BatchResult(successful, failed)
-
-    def _send_chunk(self, entries: Sequence[BatchEntry]) -> tuple[dict[str, Any], BatchResult]:
-        """One ``SendMessageBatch`` call, with boto3's response and errors."""
-        ids = [str(entry.id) for entry in entries]
-        if len(set(ids)) != len(ids):
-            raise IncompatibleOptionsError(f"batch entry ids must be distinct: {ids}")
-        if len(ids) > MAX_BATCH_ENTRIES:
-            raise IncompatibleOptionsError(
-                f"{len(ids)} entries in one batch; SQS takes at most {MAX_BATCH_ENTRIES}"
-            )
-        prepared: list[OutgoingMessage] = []
-        try:
-            for entry in entries:
-                attributes = entry.attributes or {}
-                _check_attribute_names(attributes)
-                prepared.append(
-                    self.offloader.prepare(
-                        self._checked(entry.payload),
-                        attributes=attributes,
-                        limits=self.limits,
-                        content_type=entry.content_type,
-                    )
-                )
-            self._fit(prepared, entries)
-            request = [
-                {
-                    **self._request(
-                        message,
-                        _params(e.group_id, e.deduplication_id, e.delay_seconds, e.request),
-                    ),
-                    "Id": str(e.id),
-                }
-                for message, e in zip(prepared, entries, strict=True)
-            ]
-            response: dict[str, Any] = self.client.send_message_batch(
-                QueueUrl=self.queue_url, Entries=request
-            )
-        except BaseException:
-            self._discard(m.pointer for m in prepared)
-            raise
-        by_id = dict(zip(ids, prepared, strict=True))
-        failed = _failures(response)
-        self._discard(by_id[f.id].pointer for f in failed if f.id in by_id)
-        successful = [
-            SendResult(
-                message_id=str(ok.get("MessageId", "")),
-                pointer=by_id[ok["Id"]].pointer if ok.get("Id") in by_id else None,
-                sequence_number=ok.get("SequenceNumber"),
-                id=ok.get("Id"),
-                response=ok,
-            )
-            for ok in response.get("Successful", [])
-        ]
-        return response, BatchResult(successful, failed)
-
-    def _fit(self, prepared: list[OutgoingMessage], entries: Sequence[BatchEntry]) -> None:
-        """Store the largest inline entries until the batch total fits the limit (in place)."""
-        limits = self.limits
-        sizes = [limits.measure(m.body, m.attributes) for m in prepared]
-        total = sum(sizes)
-        if total <= limits.max_size:
-            return
-        if self.offloader.policy.mode == "never":
-            raise MessageTooLargeError(
-                size=total, limit=limits.max_size, reason="the batch total; offloading is off"
-            )
-        inline = sorted(
-            (i for i, m in enumerate(prepared) if m.pointer is None), key=lambda i: -sizes[i]
-        )
-        for i in inline:
-            if total <= limits.max_size:
-                break
-            message = prepared[i]
-            stored = self.offloader.prepare(
-                message.body,
-                attributes=message.attributes,
-                limits=_forcing(limits, message.body),
-                content_type=entries[i].content_type,
-            )
-            size = limits.measure(stored.body, stored.attributes)
-            if size >= sizes[i]:  # the pointer is no smaller than the body it replaces
-                self._discard([stored.pointer])
-                continue
-            prepared[i], total = stored, total - sizes[i] + size
-        if total > limits.max_size:
-            raise MessageTooLargeError(
-                size=total,
-                limit=limits.max_size,
-                reason="the batch total, with every entry that helps stored; send fewer entries "
-                "per batch or smaller attributes",
-            )
-
-    def _request(self, message: OutgoingMessage, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``SendMessage`` (or batch entry) fields for ``message``."""
-        request = {**params, "MessageBody": message.body}
-        if message.attributes:
-            request["MessageAttributes"] = to_boto_attributes(message.attributes)
-        pointer = message.pointer
-        if (
-            pointer is not None
-            and pointer.digest is not None
-            and "MessageDeduplicationId" not in request
-            and self.queue_url.endswith(".fifo")
-            and self.info.content_based_deduplication
-        ):
-            # SQS would hash the pointer, whose key is new on every send: use the payload's.
-            request["MessageDeduplicationId"] = pointer.digest[:128]
-        return request
-
-    def _checked(self, payload: Payload) -> Payload:
-        return require_utf8(payload) if self.offloader.pointer_format == "aws" else payload
-
-    def _discard(self, pointers: Iterable[Pointer | None]) -> None:
-        for pointer in pointers:
-            if pointer is not None:
-                self.offloader.discard(pointer)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -648,36 +343,8 @@ class SqsTransport:
                 response = self.client.delete_message_batch(
                     QueueUrl=self.queue_url, Entries=entries
                 )
-            failed += _failures(response)
+            failed += failures(response)
             if self.delete_payload:
                 deleted = (chunk[int(ok["Id"])] for ok in response.get("Successful", []))
                 self._discard(m.pointer for m in deleted)
         return failed
-
-
-def _params(
-    group_id: str | None,
-    deduplication_id: str | None,
-    delay_seconds: int | None,
-    request: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    params = dict(request or {})
-    if group_id is not None:
-        params["MessageGroupId"] = group_id
-    if deduplication_id is not None:
-        params["MessageDeduplicationId"] = deduplication_id
-    if delay_seconds is not None:
-        params["DelaySeconds"] = delay_seconds
-    return params
-
-
-def _forcing(limits: Limits, body: str) -> Limits:
-    """``limits`` under which ``body`` itself never fits, so that preparing it stores it."""
-    measure = limits.measure
-
-    def forced(candidate: str, attributes: Mapping[str, Attribute]) -> int:
-        if len(candidate) == len(body) and candidate == body:
-            return limits.max_size + 1
-        return measure(candidate, attributes)
-
-    return replace(limits, measure=forced)

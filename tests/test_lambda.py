@@ -1,0 +1,411 @@
+"""Lambda consumers: the sample events in tests/events/ and the events moto delivers now, partial
+batch failures with bad input, FIFO groups, fan-out, streams and spooling, and Powertools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from lambda_support import (
+    EVENTS,
+    LARGE,
+    SAMPLES,
+    SMALL,
+    make_samples,
+    receive,
+    sample_offloader,
+    sample_store,
+    sqs_event,
+    subscribe,
+)
+from sqs_support import new_bucket, new_queue, offloader, stored, unique
+
+from offload_core import Attribute
+from offload_core.errors import (
+    ConfigurationError,
+    DigestMismatchError,
+    IntegrityError,
+    LocationNotAllowedError,
+    PayloadNotFoundError,
+    PointerError,
+)
+from offload_core.offloader import Offloader
+from offload_core.testing.aws import MotoServer
+from offload_transports.aws_lambda import (
+    Record,
+    batch_handler,
+    powertools_handler,
+    process,
+    records,
+)
+from offload_transports.sns import SnsTransport
+from offload_transports.sqs import SqsTransport
+
+KIB = 1024
+
+
+@pytest.fixture(scope="module")
+def samples_off(moto_server: MotoServer) -> Offloader:
+    """A consumer of the sample events, with their large payload in place."""
+    sample_store(moto_server)
+    return sample_offloader(moto_server)
+
+
+@pytest.fixture(scope="module")
+def bucket(moto_server: MotoServer) -> str:
+    return new_bucket(moto_server)
+
+
+@pytest.fixture
+def sqs(moto_server: MotoServer) -> Any:
+    return moto_server.client("sqs")
+
+
+@pytest.fixture
+def off(moto_server: MotoServer, bucket: str) -> Offloader:
+    return offloader(moto_server, f"s3://{bucket}/{unique('lambda')}")
+
+
+@pytest.fixture
+def queue_url(sqs: Any) -> Iterator[str]:
+    with new_queue(sqs, "lambda") as url:
+        yield url
+
+
+def sample(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def collecting(off: Offloader) -> tuple[Any, list[bytes]]:
+    """A Lambda handler that keeps every payload it is given."""
+    seen: list[bytes] = []
+
+    @batch_handler(off)
+    def handler(payload: bytes, record: Record) -> None:
+        seen.append(payload)
+
+    return handler, seen
+
+
+# -- the sample events, and the events moto delivers ----------------------------------------
+
+
+def test_the_sample_files_are_the_documented_set() -> None:
+    assert sorted(p.name for p in EVENTS.glob("*.json")) == sorted(SAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_sample_event_resolves_every_record(name: str, samples_off: Offloader) -> None:
+    handler, seen = collecting(samples_off)
+    assert handler(sample(name), None) == {"batchItemFailures": []}
+    assert seen == [p.encode() for p in SAMPLES[name]]
+    offloaded = [r.offloaded for r in records(sample(name), samples_off)]
+    assert offloaded == [p == LARGE for p in SAMPLES[name]]
+
+
+def test_events_as_moto_delivers_them_now_resolve_like_the_samples(
+    moto_server: MotoServer, samples_off: Offloader
+) -> None:
+    for name, event in make_samples(moto_server).items():
+        handler, seen = collecting(samples_off)
+        assert handler(event, None) == {"batchItemFailures": []}, name
+        assert seen == [p.encode() for p in SAMPLES[name]], name
+        assert _shape(event) == _shape(sample(name)), name
+
+
+def _shape(value: Any) -> Any:
+    """The keys of a JSON value, all the way down, without the values."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items() if k != "messageAttributes"}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    return None
+
+
+def test_records_say_where_they_came_from(samples_off: Offloader) -> None:
+    (sns,) = records(sample("sns-offloaded.json"), samples_off)
+    assert (sns.source, sns.attributes, sns.event) == ("sns", {}, None)
+    assert sns.pointer is not None
+    assert sns.pointer.dialect == "aws"
+    small, large = records(sample("sqs-eventbridge.json"), samples_off)
+    assert small.source == "sqs"
+    assert small.event is not None
+    assert small.event["detail-type"] == "OrderPlaced"
+    assert large.pointer is not None
+    assert large.pointer.dialect == "eventbridge"
+    assert large.json() == json.loads(LARGE)
+    with pytest.raises(ConfigurationError, match="not supported"):
+        records({"Records": [{"eventSource": "aws:kinesis"}]}, samples_off)
+    with pytest.raises(ConfigurationError, match="not an SQS, SNS or EventBridge event"):
+        records({"hello": "world"}, samples_off)
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+class Rejected(Exception):
+    """An application error that says retrying cannot help."""
+
+    retryable = False
+
+
+def test_bad_records_fail_alone_and_say_whether_a_retry_can_help(
+    moto_server: MotoServer, sqs: Any, queue_url: str, off: Offloader, bucket: str
+) -> None:
+    queue = SqsTransport(queue_url, off, client=sqs, max_message_size=256 * KIB)
+    elsewhere = offloader(moto_server, f"s3://{bucket}/elsewhere")
+    stranger = SqsTransport(queue_url, elsewhere, client=sqs, max_message_size=256 * KIB)
+    large = "large order line\n" * 20_000
+    attrs = {"kind": Attribute.string("order"), "blob": Attribute("Binary", b"\x00\x01")}
+    s3 = moto_server.client("s3")
+
+    def send_and_break(*, delete: bool) -> None:
+        pointer = queue.send(large).pointer
+        assert pointer is not None
+        key = pointer.location.removeprefix(f"s3://{bucket}/")
+        if delete:
+            s3.delete_object(Bucket=bucket, Key=key)
+        else:
+            s3.put_object(Bucket=bucket, Key=key, Body=b"x" * len(large))
+
+    sends = {
+        "small": lambda: queue.send("small order", attributes=attrs),
+        "large": lambda: queue.send(large),
+        "malformed": lambda: sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody='["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3Key": "k"}]',
+            MessageAttributes={"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "9"}},
+        ),
+        "missing": lambda: send_and_break(delete=True),
+        "corrupt": lambda: send_and_break(delete=False),
+        "elsewhere": lambda: stranger.send(large),
+        "boom": lambda: queue.send("boom"),
+        "reject": lambda: queue.send("reject"),
+    }
+    ids: dict[str, str] = {}
+    messages: list[dict[str, Any]] = []
+    for name, send in sends.items():  # consume as we produce
+        send()
+        (message,) = receive(sqs, queue_url, 1)
+        ids[message["MessageId"]] = name
+        messages.append(message)
+    event = sqs_event(messages, sqs, queue_url)
+    seen: dict[str, tuple[bytes, dict[str, Attribute]]] = {}
+
+    def handle(payload: bytes, record: Record) -> None:
+        if payload == b"boom":
+            raise RuntimeError("the database is down")
+        if payload == b"reject":
+            raise Rejected("order 7 is not valid")
+        seen[ids[record.id]] = (payload, record.attributes)
+
+    outcome = process(event, handle, off)
+    failed = {ids[f.item_identifier]: f for f in outcome.failures}
+    assert seen == {"small": (b"small order", attrs), "large": (large.encode(), {})}
+    kinds = {name: (type(f.error), f.permanent) for name, f in failed.items()}
+    assert kinds == {
+        "malformed": (PointerError, True),
+        "missing": (PayloadNotFoundError, True),
+        "corrupt": (DigestMismatchError, True),
+        "elsewhere": (LocationNotAllowedError, True),
+        "boom": (RuntimeError, False),
+        "reject": (Rejected, True),
+    }
+    response = batch_handler(off)(handle)(event, None)
+    assert sorted(ids[f["itemIdentifier"]] for f in response["batchItemFailures"]) == sorted(kinds)
+    assert len(stored(off)) == 2  # the large payload and the corrupted one: nothing deleted
+
+
+def test_fifo_group_stops_at_its_first_failure_and_other_groups_go_on(
+    sqs: Any, off: Offloader
+) -> None:
+    with new_queue(sqs, "lambda-fifo", fifo=True, ContentBasedDeduplication="true") as url:
+        queue = SqsTransport(url, off, client=sqs)
+        order = [("a", "a1"), ("b", "b1"), ("a", "a2"), ("b", "b2"), ("a", "a3" * 100_000)]
+        messages = []
+        for group, body in order:
+            queue.send(body, group_id=group)
+            messages += receive(sqs, url, 1)
+        event = sqs_event(messages, sqs, url)
+    calls: list[str] = []
+
+    def handle(payload: bytes, record: Record) -> None:
+        calls.append(payload.decode()[:2])
+        if payload == b"a2":
+            raise RuntimeError("a2 cannot be processed yet")
+
+    outcome = process(event, handle, off)
+    assert calls == ["a1", "b1", "a2", "b2"]
+    by_id = {r.id: r for r in outcome.records}
+    failed = [(by_id[f.item_identifier].group_id, f.error is None) for f in outcome.failures]
+    assert failed == [("a", False), ("a", True)]  # a2 failed; a3 was skipped, not tried
+    assert not any(f.permanent for f in outcome.failures)
+
+
+@pytest.mark.parametrize("name", ["sns-offloaded.json", "eventbridge-offloaded.json"])
+def test_asynchronous_events_raise_the_failure(
+    name: str, samples_off: Offloader, moto_server: MotoServer, bucket: str
+) -> None:
+    outsider = offloader(moto_server, f"s3://{bucket}/not-the-samples")
+    handler, seen = collecting(outsider)
+    with pytest.raises(LocationNotAllowedError):
+        handler(sample(name), None)
+    assert seen == []
+
+
+# -- large payloads -------------------------------------------------------------------------
+
+
+def test_stream_must_be_read_to_its_end(samples_off: Offloader) -> None:
+    def read_all(stream: IO[bytes], record: Record) -> None:
+        assert stream.read() in (SMALL.encode(), LARGE.encode())
+
+    def read_some(stream: IO[bytes], record: Record) -> None:
+        stream.read(10)
+
+    event = sample("sqs.json")
+    assert batch_handler(samples_off, payload="stream")(read_all)(event, None) == {
+        "batchItemFailures": []
+    }
+    outcome = process(event, read_some, samples_off, payload="stream")
+    (failure,) = outcome.failures
+    assert failure.item_identifier == event["Records"][1]["messageId"]  # the offloaded one
+    assert isinstance(failure.error, IntegrityError)
+    assert failure.permanent is True
+
+
+def test_spooled_payload_is_verified_before_the_function_runs(
+    samples_off: Offloader, tmp_path: Path
+) -> None:
+    got: list[bytes] = []
+
+    def handle(spooled: IO[bytes], record: Record) -> None:
+        got.append(spooled.read())
+
+    event = sample("sqs-eventbridge.json")
+    assert batch_handler(samples_off, payload="spool")(handle)(event, None) == {
+        "batchItemFailures": []
+    }
+    assert got == [SMALL.encode(), LARGE.encode()]
+    (_, large) = records(event, samples_off)
+    with large.spool(max_memory=64 * KIB, directory=str(tmp_path)) as spooled:
+        assert spooled._rolled  # type: ignore[attr-defined]  # beyond max_memory: on disk
+        assert spooled.read() == LARGE.encode()
+
+
+def test_spooling_a_corrupt_payload_fails_before_the_function_runs(
+    moto_server: MotoServer, sqs: Any, queue_url: str, off: Offloader, bucket: str
+) -> None:
+    sent = SqsTransport(queue_url, off, client=sqs, max_message_size=256 * KIB).send("c" * 300_000)
+    assert sent.pointer is not None
+    key = sent.pointer.location.removeprefix(f"s3://{bucket}/")
+    moto_server.client("s3").put_object(Bucket=bucket, Key=key, Body=b"d" * 300_000)
+    event = sqs_event(receive(sqs, queue_url, 1), sqs, queue_url)
+    called: list[Record] = []
+    outcome = process(event, lambda f, r: called.append(r), off, payload="spool")
+    assert called == []
+    assert isinstance(outcome.failures[0].error, DigestMismatchError)
+
+
+# -- fan-out ---------------------------------------------------------------------------------
+
+
+def test_fan_out_to_three_subscribers_each_resolves_and_none_deletes(
+    moto_server: MotoServer, sqs: Any, off: Offloader
+) -> None:
+    sns = moto_server.client("sns")
+    topic_arn = sns.create_topic(Name=unique("fan-out"))["TopicArn"]
+    data = json.dumps({"lines": [f"line {i}" for i in range(30_000)]})
+    try:
+        with (
+            new_queue(sqs, "fan-raw") as raw,
+            new_queue(sqs, "fan-envelope") as enveloped,
+            new_queue(sqs, "fan-ack") as acked,
+        ):
+            for url, is_raw in ((raw, True), (enveloped, False), (acked, True)):
+                subscribe(sns, sqs, topic_arn, url, raw=is_raw)
+            sent = SnsTransport(topic_arn, off, client=sns).send(data)
+            assert sent.pointer is not None
+            for url in (enveloped, raw):  # two Lambda functions, the last subscriber first
+                handler, seen = collecting(off)
+                event = sqs_event(receive(sqs, url, 1), sqs, url)
+                assert handler(event, None) == {"batchItemFailures": []}
+                assert seen == [data.encode()]
+            queue = SqsTransport(acked, off, client=sqs, wait_seconds=1)
+            (message,) = queue.receive(1)
+            assert message.payload() == data.encode()
+            message.ack()
+            assert len(stored(off)) == 1
+            assert off.read_pointer(sent.pointer) == data.encode()  # still there for retries
+    finally:
+        sns.delete_topic(TopicArn=topic_arn)
+
+
+# -- aws-lambda-powertools -----------------------------------------------------------------
+
+
+def test_powertools_batch_processor_reports_the_same_failures(
+    samples_off: Offloader, moto_server: MotoServer, bucket: str
+) -> None:
+    event = sample("sqs-sns-envelope.json")
+    bad = {
+        **event["Records"][0],
+        "messageId": "bad-pointer",
+        "body": '{"offload_pointer": 99, "location": "s3://b/k", "size": 1}',
+    }
+    event = {"Records": [*event["Records"], bad]}
+    seen: list[bytes] = []
+
+    def handle(payload: bytes, record: Record) -> str:
+        seen.append(payload)
+        return record.id
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    response = process_partial_response(
+        event=event, record_handler=powertools_handler(handle, samples_off), processor=processor
+    )
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad-pointer"}]}
+    assert seen == [SMALL.encode(), LARGE.encode()]
+    assert batch_handler(samples_off)(handle)(event, None) == response
+
+
+def test_powertools_fifo_processor_skips_the_rest_of_a_failed_group(
+    samples_off: Offloader,
+) -> None:
+    small, large = sample("sqs.json")["Records"]
+
+    def in_group(record: dict[str, Any], group: str, message_id: str) -> dict[str, Any]:
+        attributes = {**record["attributes"], "MessageGroupId": group}
+        return {**record, "attributes": attributes, "messageId": message_id}
+
+    broken = {**in_group(small, "a", "a2"), "body": '{"offload_pointer": 2}'}
+    event = {
+        "Records": [
+            in_group(small, "a", "a1"),
+            broken,
+            in_group(large, "b", "b1"),
+            in_group(large, "a", "a3"),
+        ]
+    }
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    response = process_partial_response(
+        event=event,
+        record_handler=powertools_handler(lambda p, r: None, samples_off),
+        processor=processor,
+    )
+    ours = batch_handler(samples_off)(lambda p, r: None)(event, None)
+    assert (
+        response
+        == ours
+        == {"batchItemFailures": [{"itemIdentifier": "a2"}, {"itemIdentifier": "a3"}]}
+    )

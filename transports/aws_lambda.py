@@ -1,0 +1,487 @@
+"""AWS Lambda consumers: the records of SQS, SNS and EventBridge events with their payloads
+resolved and verified, and partial batch failures.
+
+::
+
+    from offload_core.offloader import Offloader
+    from offload_transports.aws_lambda import Record, batch_handler
+
+    @batch_handler(Offloader("s3://payloads/orders"))
+    def handler(payload: bytes, record: Record) -> None:
+        save(json.loads(payload))
+
+Lambda calls ``handler(event, context)``; the function above is called once per record with the
+payload. For an SQS event the result is ``{"batchItemFailures": [{"itemIdentifier": ...}]}``
+naming the records whose payload could not be resolved or whose function raised (turn on
+``ReportBatchItemFailures`` in the event source mapping), so only those are retried. SNS and
+EventBridge invoke a function asynchronously and ignore its result, so a failed record there
+raises instead, and Lambda retries the event, then hands it to the on-failure destination.
+
+What each event gives:
+
+- SQS: the message body; an SNS envelope (subscription without raw delivery) is unwrapped, and
+  an EventBridge event delivered by a rule target yields its detail.
+- SNS: the ``Sns.Message``, with the SNS message attributes (an EventBridge event a rule
+  published to the topic yields its detail).
+- EventBridge: the ``detail`` as JSON text, dereferenced when it carries a pointer.
+
+On a FIFO queue, once a record of a message group fails, the group's later records are reported
+failed without being tried, so the group's order holds. Each failure says whether retrying can
+help (:attr:`RecordFailure.permanent`): a malformed pointer, a missing payload, a digest mismatch
+or a location outside the allowed stores is permanent (after ``maxReceiveCount`` the queue moves
+it to its dead-letter queue); throttling and timeouts are transient. A payload is never deleted:
+other subscribers, retries and redrives need it until the store's lifecycle expires it.
+
+A payload too large for the function's memory is read as a stream (``payload="stream"``: verified
+as it is read; a stream not read to its end fails the record) or spooled to /tmp first
+(``payload="spool"``: verified before the function sees it). For code that already runs
+aws-lambda-powertools' ``BatchProcessor``, :func:`powertools_handler` makes the record handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import io
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, Literal, TypeVar, cast, overload
+
+from offload_core.detect import unwrap_sns
+from offload_core.errors import ConfigurationError, IntegrityError, OffloadError
+from offload_core.message import Attribute
+from offload_core.offloader import Offloader, Received
+from offload_core.pipeline import CHUNK_SIZE, VerifyingReader
+from offload_core.pointer import Pointer
+
+__all__ = [
+    "BatchOutcome",
+    "LambdaHandler",
+    "PayloadMode",
+    "Record",
+    "RecordFailure",
+    "batch_handler",
+    "powertools_handler",
+    "process",
+    "records",
+]
+
+log = logging.getLogger(__name__)
+
+#: What the function receives: the payload as bytes, a verifying stream, or a spooled file.
+PayloadMode = Literal["bytes", "stream", "spool"]
+Source = Literal["sqs", "sns", "eventbridge"]
+#: A Lambda entry point: ``handler(event, context)``.
+LambdaHandler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+
+T = TypeVar("T")
+
+#: Spooled payloads stay in memory up to this size, then go to /tmp.
+DEFAULT_SPOOL_MEMORY = 64 * 2**20
+_EVENT_FIELDS = frozenset({"id", "detail-type", "source", "detail"})
+
+
+class Record:
+    """One record of a Lambda event; its payload is read and verified only when asked for.
+
+    A record whose pointer is malformed has :attr:`error` set and never yields a payload.
+    """
+
+    def __init__(
+        self,
+        offloader: Offloader,
+        raw: Mapping[str, Any],
+        *,
+        source: Source,
+        id: str,
+        text: str,
+        attributes: Mapping[str, Attribute] | None = None,
+        group_id: str | None = None,
+        event: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.offloader = offloader
+        #: The record as Lambda delivered it (for EventBridge, the event itself).
+        self.raw = raw
+        #: Which service delivered the record: ``"sqs"``, ``"sns"`` or ``"eventbridge"``.
+        self.source: Source = source
+        #: The record's id, as ``batchItemFailures`` names it (SQS ``messageId``).
+        self.id = id
+        #: The FIFO message group, if any.
+        self.group_id = group_id
+        #: The EventBridge event the payload is the detail of (direct, or from an SQS body).
+        self.event = event
+        self._received: Received | None = None
+        self.error: OffloadError | None = None
+        try:
+            self._received = offloader.parse(text, attributes or {})
+        except OffloadError as exc:
+            self.error = exc
+            self._attributes = Received("", attributes or {}).user_attributes
+        else:
+            self._attributes = self._received.user_attributes
+
+    def __repr__(self) -> str:
+        state = "failed" if self.error else "offloaded" if self.offloaded else "inline"
+        return f"<Record {self.source} {self.id} {state}>"
+
+    @property
+    def attributes(self) -> dict[str, Attribute]:
+        """The publisher's message attributes, without pointer markers (none for EventBridge)."""
+        return dict(self._attributes)
+
+    @property
+    def pointer(self) -> Pointer | None:
+        """Where the payload is stored; ``None`` for an inline payload or a malformed pointer."""
+        return self._received.pointer if self._received else None
+
+    @property
+    def offloaded(self) -> bool:
+        return self.pointer is not None
+
+    def _usable(self) -> Received:
+        if self.error is not None:
+            raise self.error
+        assert self._received is not None
+        return self._received
+
+    def payload(self) -> bytes:
+        """The payload as bytes, verified against the pointer's size and digest."""
+        received = self._usable()
+        if received.pointer is None:
+            return _inline(received)
+        return self.offloader.read_pointer(received.pointer)
+
+    def open(self) -> BinaryIO:
+        """The payload as a stream, verified as it is read: the read that reaches the end
+        raises if anything is wrong, so act on the data only then."""
+        received = self._usable()
+        if received.pointer is None:
+            return io.BytesIO(_inline(received))
+        return self.offloader.open_pointer(received.pointer)
+
+    def spool(
+        self, max_memory: int = DEFAULT_SPOOL_MEMORY, directory: str | None = None
+    ) -> IO[bytes]:
+        """The payload, verified to its end, in a file rewound to the start: in memory up to
+        ``max_memory`` bytes, beyond that in ``directory`` (the temporary directory, /tmp on
+        Lambda). The caller closes it; closing removes the file."""
+        spooled = tempfile.SpooledTemporaryFile(max_size=max_memory, dir=directory)  # noqa: SIM115
+        try:
+            with self.open() as stream:
+                while chunk := stream.read(CHUNK_SIZE):
+                    spooled.write(chunk)
+            spooled.seek(0)
+        except BaseException:
+            spooled.close()
+            raise
+        return cast(IO[bytes], spooled)
+
+    def json(self) -> Any:
+        """The payload parsed as JSON."""
+        return json.loads(self.payload())
+
+
+def _inline(received: Received) -> bytes:
+    body = received.body
+    return body.encode() if isinstance(body, str) else body
+
+
+# -- reading events ------------------------------------------------------------------------
+
+
+def records(event: Mapping[str, Any], offloader: Offloader) -> list[Record]:
+    """The records of an SQS, SNS or EventBridge event Lambda delivered, in order."""
+    if _is_eventbridge(event):
+        return [_eventbridge_record(event, event, offloader, source="eventbridge")]
+    raws = event.get("Records")
+    if not isinstance(raws, list):
+        raise ConfigurationError(
+            "not an SQS, SNS or EventBridge event (no Records, no detail-type); offload's "
+            "Lambda consumers read only those"
+        )
+    out: list[Record] = []
+    for raw in raws:
+        if raw.get("eventSource") == "aws:sqs":
+            out.append(_sqs_record(raw, offloader))
+        elif raw.get("EventSource") == "aws:sns":
+            out.append(_sns_record(raw, offloader))
+        else:
+            source = raw.get("eventSource") or raw.get("EventSource")
+            raise ConfigurationError(
+                f"records from {source!r} are not supported; offload's Lambda consumers read "
+                "SQS, SNS and EventBridge events"
+            )
+    return out
+
+
+def _is_eventbridge(value: object) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and value.keys() >= _EVENT_FIELDS
+        and isinstance(value["detail"], Mapping)
+    )
+
+
+def _eventbridge_record(
+    event: Mapping[str, Any],
+    raw: Mapping[str, Any],
+    offloader: Offloader,
+    *,
+    source: Source,
+    id: str | None = None,
+    group_id: str | None = None,
+) -> Record:
+    """The detail as the payload: JSON text, a pointer when it carries one."""
+    detail = json.dumps(event["detail"], separators=(",", ":"), ensure_ascii=False)
+    return Record(
+        offloader,
+        raw,
+        source=source,
+        id=id or str(event["id"]),
+        text=detail,
+        group_id=group_id,
+        event=event,
+    )
+
+
+def _sqs_record(raw: Mapping[str, Any], offloader: Offloader) -> Record:
+    attributes = _lambda_attributes(raw.get("messageAttributes"))
+    body, attributes = unwrap_sns(str(raw.get("body", "")), attributes)
+    group_id = (raw.get("attributes") or {}).get("MessageGroupId")
+    return _message_record(raw, offloader, "sqs", str(raw["messageId"]), body, attributes, group_id)
+
+
+def _sns_record(raw: Mapping[str, Any], offloader: Offloader) -> Record:
+    sns = raw.get("Sns") or {}
+    # Lambda's Sns object is the notification envelope: unwrap it as an SQS subscriber would.
+    message, attributes = unwrap_sns(json.dumps({"Type": "Notification", **sns}), {})
+    return _message_record(
+        raw, offloader, "sns", str(sns.get("MessageId", "")), message, attributes
+    )
+
+
+def _message_record(
+    raw: Mapping[str, Any],
+    offloader: Offloader,
+    source: Source,
+    id: str,
+    body: str,
+    attributes: Mapping[str, Attribute],
+    group_id: str | None = None,
+) -> Record:
+    """A queue's or topic's message; an EventBridge event a rule delivered yields its detail."""
+    event = _embedded_event(body)
+    if event is not None:
+        return _eventbridge_record(event, raw, offloader, source=source, id=id, group_id=group_id)
+    return Record(
+        offloader,
+        raw,
+        source=source,
+        id=id,
+        text=body,
+        attributes=attributes,
+        group_id=group_id,
+    )
+
+
+def _embedded_event(body: str) -> Mapping[str, Any] | None:
+    """The EventBridge event an SQS body (or SNS message) is, if it is one."""
+    if '"detail-type"' not in body or not body.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return cast(Mapping[str, Any], value) if _is_eventbridge(value) else None
+
+
+def _lambda_attributes(raw: object) -> dict[str, Attribute]:
+    """SQS message attributes as Lambda spells them (``stringValue``, base64 ``binaryValue``)."""
+    out: dict[str, Attribute] = {}
+    if not isinstance(raw, Mapping):
+        return out
+    for name, entry in raw.items():
+        if not isinstance(entry, Mapping):
+            continue
+        data_type = str(entry.get("dataType", "String"))
+        if isinstance(entry.get("stringValue"), str):
+            out[name] = Attribute(data_type, entry["stringValue"])
+        elif isinstance(entry.get("binaryValue"), str):
+            try:
+                out[name] = Attribute(data_type, base64.b64decode(entry["binaryValue"]))
+            except (binascii.Error, ValueError):
+                continue
+    return out
+
+
+# -- processing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordFailure:
+    """A record reported failed: ``error`` is why, ``None`` when it was not tried because an
+    earlier record of its FIFO message group failed."""
+
+    item_identifier: str
+    error: BaseException | None
+
+    @property
+    def permanent(self) -> bool:
+        """Whether retrying cannot help: an offload error that is not retryable (bad pointer,
+        missing or corrupt payload, location not allowed), or an error whose ``retryable`` is
+        False. Skipped records and other errors count as transient."""
+        if self.error is None:
+            return False
+        if isinstance(self.error, OffloadError):
+            return not self.error.retryable
+        return getattr(self.error, "retryable", True) is False
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What became of each record of an event."""
+
+    records: list[Record]
+    failures: list[RecordFailure]
+
+    def response(self) -> dict[str, Any]:
+        """The partial batch response Lambda reads for SQS event sources."""
+        return {"batchItemFailures": [{"itemIdentifier": f.item_identifier} for f in self.failures]}
+
+
+def _checked(mode: PayloadMode) -> PayloadMode:
+    if mode not in ("bytes", "stream", "spool"):
+        raise ValueError(f"payload must be 'bytes', 'stream' or 'spool', not {mode!r}")
+    return mode
+
+
+def _call(
+    fn: Callable[[Any, Record], T],
+    record: Record,
+    mode: PayloadMode,
+    spool_memory: int = DEFAULT_SPOOL_MEMORY,
+) -> T:
+    """``fn(payload, record)`` with the payload in the asked-for shape."""
+    if mode == "bytes":
+        return fn(record.payload(), record)
+    if mode == "spool":
+        with record.spool(spool_memory) as spooled:
+            return fn(spooled, record)
+    with record.open() as stream:
+        result = fn(stream, record)
+        if isinstance(stream, VerifyingReader) and not stream.verified:
+            raise IntegrityError(
+                f"the payload of record {record.id} was not read to its end, so it was never "
+                "verified; read the whole stream",
+                location=stream.location,
+                check="unverified",
+            )
+    return result
+
+
+def process(
+    event: Mapping[str, Any],
+    fn: Callable[[Any, Record], object],
+    offloader: Offloader,
+    *,
+    payload: PayloadMode = "bytes",
+    spool_memory: int = DEFAULT_SPOOL_MEMORY,
+) -> BatchOutcome:
+    """Call ``fn(payload, record)`` for each record of ``event``; collect the failures.
+    ``spool_memory`` is how much of a spooled payload stays in memory."""
+    mode = _checked(payload)
+    batch = records(event, offloader)
+    failures: list[RecordFailure] = []
+    failed_groups: set[str] = set()
+    for record in batch:
+        if record.group_id is not None and record.group_id in failed_groups:
+            failures.append(RecordFailure(record.id, None))
+            continue
+        try:
+            _call(fn, record, mode, spool_memory)
+        except Exception as exc:
+            failure = RecordFailure(record.id, exc)
+            failures.append(failure)
+            log.warning(
+                "record %s failed (%s): %s",
+                record.id,
+                "permanent" if failure.permanent else "transient",
+                exc,
+                exc_info=not isinstance(exc, OffloadError),
+            )
+            if record.group_id is not None:
+                failed_groups.add(record.group_id)
+    return BatchOutcome(batch, failures)
+
+
+@overload
+def batch_handler(
+    offloader: Offloader, *, payload: Literal["bytes"] = "bytes", spool_memory: int = ...
+) -> Callable[[Callable[[bytes, Record], object]], LambdaHandler]: ...
+
+
+@overload
+def batch_handler(
+    offloader: Offloader, *, payload: Literal["stream", "spool"], spool_memory: int = ...
+) -> Callable[[Callable[[IO[bytes], Record], object]], LambdaHandler]: ...
+
+
+def batch_handler(
+    offloader: Offloader,
+    *,
+    payload: PayloadMode = "bytes",
+    spool_memory: int = DEFAULT_SPOOL_MEMORY,
+) -> Callable[[Callable[[Any, Record], object]], LambdaHandler]:
+    """Turn ``fn(payload, record)`` into a Lambda handler ``(event, context)``.
+
+    For SQS events it returns the partial batch response; for SNS and EventBridge events
+    (asynchronous invocations, whose result Lambda ignores) a failed record's error is raised.
+    """
+    mode = _checked(payload)
+
+    def decorate(fn: Callable[[Any, Record], object]) -> LambdaHandler:
+        @functools.wraps(fn)
+        def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+            outcome = process(event, fn, offloader, payload=mode, spool_memory=spool_memory)
+            asynchronous = any(r.source != "sqs" for r in outcome.records)
+            if asynchronous and outcome.failures and outcome.failures[0].error is not None:
+                raise outcome.failures[0].error
+            return outcome.response()
+
+        return handler
+
+    return decorate
+
+
+def powertools_handler(
+    fn: Callable[[Any, Record], T],
+    offloader: Offloader,
+    *,
+    payload: PayloadMode = "bytes",
+    spool_memory: int = DEFAULT_SPOOL_MEMORY,
+) -> Callable[[Any], T]:
+    """A record handler for aws-lambda-powertools' ``BatchProcessor(EventType.SQS)`` (or
+    ``SqsFifoPartialProcessor``): it resolves the record's payload and calls
+    ``fn(payload, record)``; an error fails that record, as the processor reports it.
+
+    ::
+
+        processor = BatchProcessor(event_type=EventType.SQS)
+        record_handler = powertools_handler(handle, Offloader("s3://payloads"))
+
+        def lambda_handler(event, context):
+            return process_partial_response(event, record_handler, processor, context)
+    """
+
+    mode = _checked(payload)
+
+    def handle(record: Any) -> T:
+        raw = getattr(record, "raw_event", record)  # a Powertools data class, or a dict
+        (ours,) = records({"Records": [raw]}, offloader)
+        return _call(fn, ours, mode, spool_memory)
+
+    return handle

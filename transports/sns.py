@@ -1,0 +1,154 @@
+"""Amazon SNS: publish payloads of any size to a topic; every subscriber reads them back.
+
+::
+
+    from offload_core.offloader import Offloader
+    from offload_transports.sns import SnsTransport
+
+    topic = SnsTransport(topic_arn, Offloader("s3://payloads/orders"))
+    topic.send(big_json, attributes={"kind": Attribute.string("order")})
+
+What fits the topic travels inline; the rest is stored and a pointer published. The limit is the
+topic's ``MaximumMessageSize`` attribute (read once; 262,144 bytes when the topic does not say),
+never more than 1 MiB, counted as SNS counts (UTF-8 bytes of the message and of every attribute's
+name, type and value). In a batch the largest entries are stored until the batch total fits.
+
+With an S3 store the pointer is in the AWS format, so the official SQS extended clients (Java,
+Python) subscribed with raw message delivery read it as they read their own; offload's readers
+also unwrap the SNS envelope of a subscription without raw delivery, and Lambda's SNS records
+(:mod:`offload_transports.aws_lambda`). On a FIFO topic with content-based deduplication an
+offloaded message gets the payload's digest as ``MessageDeduplicationId``.
+
+``MessageStructure="json"`` (a different message per protocol) is refused: a message per protocol
+would need a payload per protocol. Publish one message for every protocol instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Final
+
+from offload_core.errors import IncompatibleOptionsError
+from offload_core.message import Attribute
+from offload_core.offloader import Offloader, Payload
+
+from ._aws import boto3_client, check_attribute_names, region_of
+from ._publish import (
+    BatchEntry,
+    BatchFailure,
+    BatchResult,
+    DestinationInfo,
+    MessagePublisher,
+    SendResult,
+    params,
+)
+
+__all__ = [
+    "SNS_MAX_MESSAGE_SIZE",
+    "BatchEntry",
+    "BatchFailure",
+    "BatchResult",
+    "SendResult",
+    "SnsTransport",
+    "TopicInfo",
+]
+
+#: SNS's own ceiling for a topic configured for large messages.
+SNS_MAX_MESSAGE_SIZE: Final = 1_048_576
+
+#: What the topic's attributes say about publishing to it.
+TopicInfo = DestinationInfo
+
+
+class SnsTransport(MessagePublisher):
+    """One SNS topic, with payloads that do not fit stored through an :class:`Offloader`.
+
+    :param topic_arn: the topic's ARN.
+    :param offloader: where payloads go.
+    :param client: a boto3 SNS client; by default one for the region in the ARN.
+    :param max_message_size: use this limit instead of reading the topic's
+        ``MaximumMessageSize`` (for publishers without ``sns:GetTopicAttributes``).
+    """
+
+    service: ClassVar[str] = "SNS"
+    single_operation: ClassVar[str] = "Publish"
+    batch_operation: ClassVar[str] = "PublishBatch"
+    ceiling: ClassVar[int] = SNS_MAX_MESSAGE_SIZE
+    body_field: ClassVar[str] = "Message"
+    fifo_attribute: ClassVar[str] = "FifoTopic"
+
+    def __init__(
+        self,
+        topic_arn: str,
+        offloader: Offloader,
+        *,
+        client: Any = None,
+        max_message_size: int | None = None,
+    ) -> None:
+        if client is None:
+            client = boto3_client("sns", what="the SNS transport", region_name=region_of(topic_arn))
+        super().__init__(offloader, client, max_message_size)
+        self.topic_arn = topic_arn
+
+    def __repr__(self) -> str:
+        return f"SnsTransport({self.topic_arn!r}, {self.offloader.store.url!r})"
+
+    @property
+    def destination(self) -> str:
+        return self.topic_arn
+
+    def _fetch_attributes(self, names: list[str]) -> Mapping[str, Any]:
+        response: Mapping[str, Any] = self.client.get_topic_attributes(TopicArn=self.topic_arn)
+        return response
+
+    def _call_one(self, request: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = self.client.publish(**request, TopicArn=self.topic_arn)
+        return response
+
+    def _call_batch(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
+        response: dict[str, Any] = self.client.publish_batch(
+            TopicArn=self.topic_arn, PublishBatchRequestEntries=requests
+        )
+        return response
+
+    def _check(self, attributes: Mapping[str, Attribute], fields: Mapping[str, Any]) -> None:
+        check_attribute_names(attributes, self.service)
+        if "MessageStructure" in fields:
+            raise IncompatibleOptionsError(
+                "MessageStructure='json' sends a different message to each protocol, and offload "
+                "stores one payload per message; publish the payload as one message for every "
+                "protocol (subscribers resolve it the same way), or prepare each protocol's "
+                "message with Offloader.prepare and publish the structure yourself"
+            )
+        if "DelaySeconds" in fields:
+            raise IncompatibleOptionsError("SNS has no delivery delay; delay_seconds is for SQS")
+
+    def send(
+        self,
+        payload: Payload,
+        *,
+        attributes: Mapping[str, Attribute] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        content_type: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> SendResult:
+        """Publish one payload; it is stored first if it does not fit the topic.
+
+        ``request`` holds further ``Publish`` parameters (``Subject``), passed to boto3 as they
+        are. If SNS refuses the message, a payload stored for it is removed again before the
+        error is raised.
+        """
+        return self._send_one(
+            payload,
+            attributes=attributes,
+            content_type=content_type,
+            params=params(group_id, deduplication_id, None, request),
+        )
+
+    #: SNS's own names for :meth:`send` and :meth:`send_batch`.
+    publish = send
+
+    def publish_batch(self, entries: Iterable[BatchEntry | Payload]) -> BatchResult:
+        """:meth:`send_batch`: ten entries per ``PublishBatch`` call, fitted to the limit."""
+        return self.send_batch(entries)
