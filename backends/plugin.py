@@ -21,6 +21,19 @@ def offload_register_backends(register: Registrar) -> None:
         description="process memory; for tests and demos",
     )
     register(
+        "s3",
+        "offload_backends.s3:open_store",
+        schemes=("s3",),
+        extra="s3",
+        description="an S3 bucket or access point through s3fs; MRAP ARNs open the mrap backend",
+    )
+    register(
+        "mrap",
+        "offload_backends.mrap:MrapStore",
+        extra="mrap",
+        description="an S3 Multi-Region Access Point (SigV4A); chosen for s3://<mrap-arn>/ URLs",
+    )
+    register(
         "fsspec",
         "offload_backends.fsspec_store:FsspecStore",
         schemes=("*",),
