@@ -86,56 +86,32 @@ def plugins(show_all: bool) -> None:
 @click.option(
     "--size",
     "size_mib",
-    type=click.IntRange(1, 64 * 1024),
+    type=click.IntRange(1, 2048),
     default=200,
     show_default=True,
-    help="Size of the largest payload, in MiB.",
+    help="Size of the largest payloads, in MiB (up to 2048: 2 GiB).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def demo(size_mib: int, as_json: bool) -> None:
-    """Publish and resolve payloads of several sizes through a local store; exit 1 on failure."""
-    from dataclasses import asdict
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Use a local directory and a 256 KiB limit instead of the embedded AWS (needs no moto).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def demo(size_mib: int, local: bool, as_json: bool) -> None:
+    """Run the seed architecture on an embedded AWS (moto on 127.0.0.1).
 
-    from .demo import run_demo
+    Application A (account A) publishes JSON and binary payloads through SNS and EventBridge;
+    B (account B, queues in two regions) and C (a Lambda function in account C) resolve and
+    verify them. Prints the accounts, resources and policies, a row per message and the checks;
+    the exit status is 1 if any message or check failed.
+    """
+    from .demo import run_demo, run_local
 
-    rows = run_demo(big_size=size_mib * 2**20)
+    run = run_local if local else run_demo
+    report = run(size_mib * 2**20, progress=_progress, echo=None if as_json else click.echo)
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
-    else:
-        header = (
-            "message",
-            "bytes",
-            "sent as",
-            "stored bytes",
-            "codec",
-            "format",
-            "check",
-            "seconds",
-        )
-        table = [header] + [
-            (
-                r.name,
-                f"{r.size:,}",
-                "pointer" if r.offloaded else "inline",
-                f"{r.stored_size:,}" if r.stored_size is not None else "-",
-                r.codec,
-                r.pointer_format,
-                ("refused" if r.name == "hostile pointer" else "verified")
-                if r.verified
-                else "FAILED",
-                f"{r.seconds:.2f}",
-            )
-            for r in rows
-        ]
-        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        for row in table:
-            click.echo(
-                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            )
-        for r in rows:
-            if r.error:
-                click.echo(f"{r.name}: {r.error}", err=True)
-    if not all(r.verified for r in rows):
+        _print_json(report.to_json())
+    if not report.ok:
         sys.exit(1)
 
 

@@ -328,18 +328,6 @@ def test_round_trip_of_arbitrary_bytes_around_the_threshold(
         assert msg.body.encode() == data
 
 
-def test_demo_runs_and_verifies_everything(tmp_path: Path) -> None:
-    from offload_core.demo import run_demo
-
-    rows = run_demo(big_size=3 * 2**20, store_dir=tmp_path / "demo")
-    assert all(r.verified for r in rows), [r.error for r in rows]
-    by_name = {r.name: r for r in rows}
-    assert by_name["small JSON"].offloaded is False
-    assert by_name["5 MiB JSON"].codec == "zstd"
-    assert by_name["5 MiB binary"].codec == "none"  # incompressible: stored raw
-    assert by_name["hostile pointer"].verified is True
-
-
 def test_os_urandom_is_not_compressed(store_url: str) -> None:
     off = Offloader(store_url, compression="zstd")
     msg = off.prepare(os.urandom(300_000), limits=SMALL)
