@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from offload_core.demo import ACCOUNTS, FAR, HOME, Report, run_demo, run_local
-from offload_core.demo._payloads import MiB, Payload
-from offload_core.demo._report import Expected, Resolution, Row, Table
 from offload_core.testing.aws import MotoServer
+from offload_transports.demo import ACCOUNTS, FAR, HOME, Report, run_demo, run_local
+from offload_transports.demo._payloads import MiB, Payload
+from offload_transports.demo._report import Expected, Resolution, Row, Table
 
 OFFLOAD = str(Path(sys.executable).with_name("offload"))
 TOPIC_CONSUMERS = [f"B {HOME}", f"B {FAR}", "C Lambda"]

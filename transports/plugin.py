@@ -3,8 +3,21 @@ this module imports neither boto3 nor a transport module."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from offload_core import hookimpl
 from offload_core.registry import Registrar
+
+if TYPE_CHECKING:
+    import click
+
+
+@hookimpl
+def offload_register_commands(cli: click.Group) -> None:
+    """``offload demo``: the seed architecture, which needs every built-in transport."""
+    from .commands import demo
+
+    cli.add_command(demo)
 
 
 @hookimpl

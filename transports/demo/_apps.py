@@ -3,7 +3,6 @@ transport; C is a Lambda function made with offload's ``batch_handler``."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
@@ -70,9 +69,8 @@ class Function:
     payload as a verified stream."""
 
     def __init__(self, offloader: Offloader, progress: Progress | None) -> None:
-        # offload's Lambda consumer is no registered plugin kind: it is imported by name when
-        # the demo runs, so that importing core still loads no plugin module.
-        batch_handler = importlib.import_module("offload_transports.aws_lambda").batch_handler
+        from ..aws_lambda import batch_handler
+
         self._log = logging.getLogger(batch_handler.__module__)
         self.handler: Callable[[Mapping[str, Any], Any], Any] = batch_handler(
             offloader, payload="stream"
