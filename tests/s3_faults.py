@@ -1,17 +1,22 @@
 """Real HTTP peers for failures moto cannot produce: a relay that cuts responses mid-body and
-an endpoint that answers every request with one S3 error."""
+an endpoint that answers every request with one S3 error; and :class:`Faults`, which makes real
+clients (boto3, and the aiobotocore client of an S3 store) fail chosen requests through
+botocore's own events, before the request leaves or after its response arrived."""
 
 from __future__ import annotations
 
 import contextlib
 import http.server
+import random
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["CuttingProxy", "ErrorStub"]
+__all__ = ["CuttingProxy", "ErrorStub", "Faults", "store_client"]
 
 
 class CuttingProxy:
@@ -135,3 +140,88 @@ class ErrorStub:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def store_client(store: Any) -> Any:
+    """The aiobotocore client every request of an S3 store goes through (create the store with
+    ``skip_instance_cache=True`` so that handlers on it reach no other store)."""
+    from fsspec.asyn import sync
+
+    return sync(store.fs.loop, store.fs.set_session)
+
+
+@dataclass
+class _Rule:
+    operation: str
+    error: Callable[[], BaseException]
+    after: bool
+    times: int | None
+    probability: float
+
+
+class Faults:
+    """Fails chosen requests of the clients it is attached to, through botocore's events.
+
+    A fault ``before`` a request raises in ``before-send``: nothing reaches the server. A fault
+    ``after`` raises in ``after-call``: the server acted, and the caller never learns it. Every
+    request that reached the server is counted in :attr:`sent` and listed in :attr:`log`."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rules: list[_Rule] = []
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        #: Requests that reached the server, by operation name.
+        self.sent: Counter[str] = Counter()
+        #: Operation names of requests that reached the server, in order.
+        self.log: list[str] = []
+        #: Faults raised, by operation name.
+        self.raised: Counter[str] = Counter()
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-send", self._before_send)
+        client.meta.events.register("after-call", self._after_call)
+        return client
+
+    def inject(
+        self,
+        operation: str,
+        error: Callable[[], BaseException],
+        *,
+        after: bool = False,
+        times: int | None = 1,
+        probability: float = 1.0,
+    ) -> None:
+        """Fail ``operation`` (``"*"``: any) ``times`` times (``None``: every time), each time
+        with ``probability``, by raising ``error()``."""
+        with self._lock:
+            self._rules.append(_Rule(operation, error, after, times, probability))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def _fault(self, operation: str, after: bool) -> BaseException | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.after != after or rule.operation not in ("*", operation):
+                    continue
+                if rule.times == 0 or self._random.random() >= rule.probability:
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                self.raised[operation] += 1
+                return rule.error()
+            if not after:
+                self.sent[operation] += 1
+                self.log.append(operation)
+        return None
+
+    def _before_send(self, event_name: str, **_: Any) -> None:
+        fault = self._fault(event_name.rsplit(".", 1)[-1], after=False)
+        if fault is not None:
+            raise fault
+
+    def _after_call(self, model: Any, **_: Any) -> None:
+        fault = self._fault(model.name, after=True)
+        if fault is not None:
+            raise fault

@@ -1,9 +1,12 @@
 """Publishing through the AWS messaging APIs with offloading, shared by SQS, SNS and EventBridge.
 
-One message: :meth:`Offloader.publish`, so a payload stored for a send that fails is removed.
+One message: as :meth:`Offloader.publish`, a payload stored for a send that fails is removed,
+unless the send's outcome is unknown (the request may have reached the service: a read timeout,
+a connection closed before the answer); then it is kept, as the message may point to it.
 A batch of up to ten: each entry is stored if it does not fit alone; then, while the call's total
 is over the limit, its largest inline entries are stored too. Payloads of entries the service
-refuses are removed again, and if the call itself fails, every payload stored for it.
+refuses are removed again, and if the call itself fails, every payload stored for it (unless
+the call's outcome is unknown).
 """
 
 from __future__ import annotations
@@ -101,6 +104,20 @@ class BatchResult:
 
     successful: list[SendResult]
     failed: list[BatchFailure]
+
+
+#: botocore's errors for a request that may have reached the service: its answer was lost.
+_OUTCOME_UNKNOWN: Final = frozenset({"ReadTimeoutError", "ConnectionClosedError"})
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether the service may have accepted a request that raised ``exc`` (a read timeout, a
+    connection closed before the answer, an interrupted process): the payload a message may
+    point to is then kept, and a retry with the same idempotency key sends one message."""
+    if not isinstance(exc, Exception):
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & _OUTCOME_UNKNOWN)
 
 
 def failures(response: Mapping[str, Any]) -> list[BatchFailure]:
@@ -228,9 +245,14 @@ class Publisher(ABC, Generic[E]):
                 {**self._entry_request(message, entry), "Id": entry_id}
                 for message, entry, entry_id in zip(prepared, entries, ids, strict=True)
             ]
-            response = self._call_batch(requests)
         except BaseException:
             self._discard(m.pointer for m in prepared)
+            raise
+        try:
+            response = self._call_batch(requests)
+        except BaseException as exc:
+            if not outcome_unknown(exc):
+                self._discard(m.pointer for m in prepared)
             raise
         successful, failed = self._outcomes(response, ids, prepared)
         by_id = dict(zip(ids, prepared, strict=True))
@@ -405,9 +427,15 @@ class MessagePublisher(Publisher[BatchEntry]):
                 response=response,
             )
 
-        return self.offloader.publish(
-            payload, deliver, attributes=attributes, limits=self.limits, content_type=content_type
+        message = self.offloader.prepare(
+            payload, attributes=attributes, limits=self.limits, content_type=content_type
         )
+        try:
+            return deliver(message)
+        except BaseException as exc:
+            if message.pointer is not None and not outcome_unknown(exc):
+                self.offloader.discard(message.pointer)
+            raise
 
     def _send_one(
         self,
