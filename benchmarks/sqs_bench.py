@@ -126,7 +126,10 @@ def child_small(cfg: dict[str, Any]) -> dict[str, Any]:
             "ours": lambda: queue.send(body),
         }
     times: dict[str, list[float]] = {name: [] for name in senders}
+    baseline, precise = 0, False
     for i in range(cfg["warmup"] + cfg["count"]):
+        if i == cfg["warmup"]:
+            baseline, precise = _memory()
         order = list(senders) if i % 2 else list(reversed(senders))
         for name in order:
             start = time.perf_counter()
@@ -135,8 +138,10 @@ def child_small(cfg: dict[str, Any]) -> dict[str, Any]:
                 times[name].append(time.perf_counter() - start)
         if i % 5 == 4:
             _drain(sqs, url)
+    peak = _peak_over(baseline, precise)
     _drain(sqs, url)
     out: dict[str, Any] = {name: statistics.median(t) for name, t in times.items()}
+    out["peak_mib"] = peak
     if cfg["client"] != "official":
         out["stored"] = len(list(queue.offloader.store.list()))
     return out
@@ -224,12 +229,35 @@ def child_large(cfg: dict[str, Any]) -> dict[str, Any]:
 # -- the parent ----------------------------------------------------------------------------
 
 
-def run_child(kind: str, cfg: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", kind, json.dumps(cfg)]
+def run_child(
+    kind: str, cfg: dict[str, Any], env: dict[str, str], script: str = __file__
+) -> dict[str, Any]:
+    """Run ``script --child kind cfg`` (this module's children by default); its JSON result."""
+    cmd = [sys.executable, script, "--child", kind, json.dumps(cfg)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
     if done.returncode:
-        sys.exit(f"{kind} run failed:\n{done.stderr}")
+        raise RuntimeError(f"{kind} {cfg.get('client')} run failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def aws_env(endpoint: str, region: str, credentials: dict[str, str]) -> dict[str, str]:
+    """This process's environment for the children, every AWS client sent to ``endpoint``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return env | {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+    }
+
+
+def new_queue(sqs: Any) -> str:
+    """A fresh queue with SQS's default 256 KiB limit, so that every run starts empty."""
+    name = f"bench-{uuid.uuid4().hex[:12]}"
+    url: str = sqs.create_queue(QueueName=name, Attributes={"MaximumMessageSize": "262144"})[
+        "QueueUrl"
+    ]
+    return url
 
 
 def main() -> None:
@@ -265,24 +293,14 @@ def main() -> None:
         "store_options": store_options,
     }
     with MotoServer() as moto, tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env |= {
-            "AWS_ENDPOINT_URL": moto.endpoint,
-            "AWS_DEFAULT_REGION": moto.region,
-            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
-        }
+        env = aws_env(moto.endpoint, moto.region, FAKE_CREDENTIALS)
         sqs, bucket = moto.client("sqs"), f"bench-{uuid.uuid4().hex[:12]}"
         moto.client("s3").create_bucket(Bucket=bucket)
         storage = {**moto.storage_options(), **store_options}
         base = {"bucket": bucket, "storage": storage, "workdir": tmp}
 
         def queue() -> str:
-            name = f"bench-{uuid.uuid4().hex[:12]}"
-            url: str = sqs.create_queue(
-                QueueName=name, Attributes={"MaximumMessageSize": "262144"}
-            )["QueueUrl"]
-            return url
+            return new_queue(sqs)
 
         if 1024 in sizes:
             cfg = {**base, "count": args.count, "warmup": 20}

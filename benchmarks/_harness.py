@@ -1,0 +1,564 @@
+"""Every benchmark scenario side by side in one run: the engine behind ``run.py``.
+
+The scenarios themselves live in :mod:`pipeline_bench`, :mod:`s3_bench`, :mod:`sqs_bench` and
+:mod:`sns_bench`; each runs in a subprocess of its own and measures its timed part and the peak
+RSS of that process over its RSS just before. This module decides what runs (a :class:`Plan`),
+writes the payload files once for every suite, runs the scenarios of one table and size in a new
+order every round, and sums the runs up: fastest and median time, MB/s, the highest peak, and
+ratios against a baseline of the same table, size and data, measured in the same rounds.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pipeline_bench
+import s3_bench
+import sns_bench
+import sqs_bench
+
+KIB, MIB, GIB = 1024, 1024**2, 1024**3
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """One endpoint and request-signing setting of the S3 suite, and the sizes it runs."""
+
+    endpoint: str  # "moto" or "local" (benchmarks/local_s3.py)
+    unsigned: bool
+    sizes: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.endpoint}, body SHA-256 {'off' if self.unsigned else 'on'}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures. Sizes are bytes; ``repeat`` runs per scenario below ``big``,
+    ``big_repeat`` from there up."""
+
+    name: str
+    repeat: int
+    big_repeat: int
+    pipeline_sizes: tuple[int, ...]
+    s3: tuple[S3Config, ...]
+    sqs_sizes: tuple[int, ...]
+    sns_sizes: tuple[int, ...]
+    #: 1 KiB sends (or publishes) per client and run.
+    send_count: int
+    #: Options of our store in the SQS and SNS suites (moto re-reads a whole object for every
+    #: ranged GET, so one GetObject stream is the fair comparison with the official clients).
+    store_options: dict[str, Any] = field(default_factory=lambda: {"read_concurrency": 1})
+    #: What the plan leaves out, and why.
+    notes: tuple[str, ...] = ()
+    big: int = GIB
+
+    def repeats(self, size: int) -> int:
+        return self.repeat if size < self.big else self.big_repeat
+
+    def capped(
+        self, max_size: int | None, repeat: int | None = None, count: int | None = None
+    ) -> Plan:
+        """This plan without sizes over ``max_size`` (the cap itself where none is left),
+        with ``repeat`` runs at every size and ``count`` 1 KiB sends, where given."""
+
+        def cap(sizes: tuple[int, ...]) -> tuple[int, ...]:
+            if max_size is None:
+                return sizes
+            return tuple(s for s in sizes if s <= max_size) or (max_size,)
+
+        notes = self.notes
+        every = [*self.pipeline_sizes, *self.sqs_sizes, *self.sns_sizes]
+        every += [size for config in self.s3 for size in config.sizes]
+        if max_size is not None and max(every) > max_size:
+            notes += (f"sizes over {size_label(max_size)} (`--max-size`)",)
+        return replace(
+            self,
+            notes=notes,
+            repeat=repeat or self.repeat,
+            big_repeat=repeat or self.big_repeat,
+            pipeline_sizes=cap(self.pipeline_sizes),
+            s3=tuple(replace(c, sizes=cap(c.sizes)) for c in self.s3),
+            sqs_sizes=cap(self.sqs_sizes),
+            sns_sizes=cap(self.sns_sizes),
+            send_count=count or self.send_count,
+        )
+
+
+QUICK = Plan(
+    name="quick",
+    repeat=2,
+    big_repeat=1,
+    pipeline_sizes=(KIB, MIB, 16 * MIB, 64 * MIB),
+    s3=(S3Config("moto", False, (MIB, 16 * MIB)), S3Config("local", True, (16 * MIB,))),
+    sqs_sizes=(MIB, 10 * MIB),
+    sns_sizes=(10 * MIB,),
+    send_count=50,
+    notes=(
+        "the quick plan stops at 64 MiB (pipeline), 16 MiB (S3) and 10 MiB (SQS, SNS); "
+        "without `--quick` the run goes to 1 GiB and 2 GiB",
+    ),
+)
+#: About a quarter of an hour on two shared cores: up to 1 GiB, no 2 GiB.
+FULL = Plan(
+    name="full",
+    repeat=3,
+    big_repeat=2,
+    big=256 * MIB,
+    pipeline_sizes=(KIB, MIB, 16 * MIB, 256 * MIB, GIB),
+    s3=(
+        S3Config("moto", False, (16 * MIB, 256 * MIB)),
+        S3Config("local", False, (256 * MIB,)),
+        S3Config("local", True, (256 * MIB,)),
+    ),
+    sqs_sizes=(10 * MIB, 100 * MIB, GIB),
+    sns_sizes=(10 * MIB, 100 * MIB),
+    send_count=300,
+    notes=(
+        "2 GiB (S3 on moto: about 4 minutes a repeat, as moto holds every request in memory "
+        "and s3fs alone takes 90 s; on the local endpoint about 3 minutes; the pipeline about "
+        "2 minutes) and SNS at 1 GiB: `--complete` runs them, in about half an hour",
+    ),
+)
+#: Every size the issues name, 2 GiB included; about half an hour.
+COMPLETE = replace(
+    FULL,
+    name="complete",
+    big=GIB,
+    pipeline_sizes=(*FULL.pipeline_sizes, 2 * GIB),
+    s3=(
+        S3Config("moto", False, (16 * MIB, 256 * MIB, 2 * GIB)),
+        S3Config("local", False, (256 * MIB,)),
+        S3Config("local", True, (16 * MIB, 256 * MIB, 2 * GIB)),
+    ),
+    sns_sizes=(10 * MIB, 100 * MIB, GIB),
+    notes=(),
+)
+PLANS = {"quick": QUICK, "full": FULL, "complete": COMPLETE}
+
+
+@dataclass
+class Row:
+    """One scenario at one size in one table, and its runs."""
+
+    suite: str
+    table: str
+    scenario: str
+    size: int
+    data: str
+    client: str
+    io: str = "file"
+    compression: str = "none"
+    checksum: str = "-"
+    #: Scenarios of the same table, size and data whose fastest is this row's baseline.
+    baselines: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def group(self) -> tuple[str, int, str]:
+        return self.table, self.size, self.data
+
+    def seconds(self) -> list[float]:
+        return [float(r["seconds"]) for r in self.runs]
+
+
+@dataclass
+class Job:
+    """One subprocess: it fills one run of each row it names."""
+
+    label: str
+    rows: dict[str, Row]
+    run: Callable[[], dict[str, dict[str, Any]]]
+
+
+class Payloads:
+    """Payload files by kind and size, written once per run and shared by the suites."""
+
+    MAKERS: dict[str, Callable[[Path, int], None]] = {
+        "json": pipeline_bench.make_json_like,  # JSON records, ~0.32 after zstd -3
+        "random": pipeline_bench.make_random,  # incompressible bytes
+        "text": s3_bench.make_payload,  # random base64 text, valid for every AWS client
+    }
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def get(self, kind: str, size: int) -> Path:
+        path = self.root / f"{kind}-{size}"
+        if not path.exists():
+            self.MAKERS[kind](path, size)
+        return path
+
+
+class Harness:
+    """Runs a :class:`Plan` in ``workdir`` (payloads, outputs, the local S3 endpoint's files)."""
+
+    def __init__(
+        self, plan: Plan, workdir: Path, seed: int = 0, log: Callable[[str], None] | None = None
+    ) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.payloads = Payloads(workdir / "payloads")
+        self.rows: list[Row] = []
+        self.skipped: list[dict[str, Any]] = []
+        self._rng = random.Random(seed)
+        self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._start = time.monotonic()
+
+    def log(self, line: str) -> None:
+        self._log(f"[{time.monotonic() - self._start:6.0f} s] {line}")
+
+    def run(self) -> list[Row]:
+        self.pipeline()
+        moto = s3_bench.Endpoint("moto", self.workdir)
+        try:
+            self.s3(moto)
+            self.sqs(moto.url)
+            self.sns(moto.url)
+        finally:
+            moto.close()
+        return self.rows
+
+    # -- running ---------------------------------------------------------------------------
+
+    def row(self, **fields: Any) -> Row:
+        row = Row(**fields)
+        self.rows.append(row)
+        return row
+
+    def run_jobs(self, jobs: list[Job], repeat: int) -> None:
+        """``repeat`` rounds of ``jobs``, in a new order every round, so that no scenario always
+        follows the same one (what one run leaves behind slows the next on a shared machine)."""
+        for _ in range(repeat):
+            order = list(jobs)
+            self._rng.shuffle(order)
+            for job in order:
+                started = time.perf_counter()
+                try:
+                    results = job.run()
+                except Exception as exc:  # a failed scenario is reported, the run goes on
+                    message = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+                    for row in job.rows.values():
+                        row.errors.append(message)
+                    self.log(f"{job.label}: FAILED: {message}")
+                    continue
+                process = time.perf_counter() - started
+                for name, figures in results.items():
+                    job.rows[name].runs.append({**figures, "process_seconds": process})
+                    suffix = f" ({name})" if len(job.rows) > 1 else ""
+                    self.log(f"{job.label}{suffix}: {_brief(figures)}")
+
+    # -- suites ----------------------------------------------------------------------------
+
+    def pipeline(self) -> None:
+        """Issue 3: the core pipeline and the Offloader over the local store vs a plain copy."""
+        workdir = self.workdir / "pipeline"
+        workdir.mkdir(exist_ok=True)
+        for size in self.plan.pipeline_sizes:
+            jobs = []
+            for scenario, data, checksum in pipeline_bench.SCENARIOS:
+                name = PIPELINE_NAMES[scenario].format(checksum=checksum)
+                row = self.row(
+                    suite="pipeline",
+                    table="Core pipeline, local files (file in, file out)",
+                    scenario=name,
+                    size=size,
+                    data=data,
+                    client="offload" if scenario in ("none", "zstd", "offloader") else scenario,
+                    compression="zstd" if scenario == "zstd" else "none",
+                    checksum=checksum,
+                    baselines=("plain copy",),
+                )
+                source = self.payloads.get(data, size)
+                run = functools.partial(_pipeline_run, scenario, checksum, source, workdir, name)
+                jobs.append(Job(f"pipeline {size_label(size)} {data} {name}", {name: row}, run))
+            self.run_jobs(jobs, self.plan.repeats(size))
+
+    def s3(self, moto: s3_bench.Endpoint) -> None:
+        """Issue 4: the S3 store and the Offloader on it vs raw boto3 and s3fs, per endpoint."""
+        boto3_names = tuple(n for n, _ in s3_bench.SCENARIOS if n.startswith("boto3"))
+        for config in self.plan.s3:
+            endpoint = moto if config.endpoint == "moto" else None
+            endpoint = endpoint or s3_bench.Endpoint(config.endpoint, self.workdir)
+            try:
+                for size in config.sizes:
+                    source = self.payloads.get("text", size)
+                    target = self.workdir / "s3-download"
+                    jobs = []
+                    for name, ranged in s3_bench.SCENARIOS:
+                        reason = s3_bench.skipped(endpoint, name, ranged, size)
+                        if reason is not None:
+                            if reason:
+                                self.skipped.append(
+                                    {"table": f"S3 {config.label}", "scenario": name}
+                                    | {"size": size, "reason": reason}
+                                )
+                            continue
+                        row = self.row(
+                            suite="s3",
+                            table=f"S3 upload + download, {config.label}",
+                            scenario=name,
+                            size=size,
+                            data="text",
+                            client=name.split()[0].replace("store", "offload"),
+                            checksum="sha256" if name.startswith("offload") else "-",
+                            baselines=boto3_names,
+                            config={
+                                "endpoint": config.endpoint,
+                                "body_sha256": not config.unsigned,
+                                "reads": "ranged" if ranged else "stream",
+                            },
+                        )
+                        run = functools.partial(
+                            _s3_run, name, endpoint.url, source, target, config.unsigned
+                        )
+                        label = f"s3 {config.label} {size_label(size)} {name}"
+                        jobs.append(Job(label, {name: row}, run))
+                    self.run_jobs(jobs, self.plan.repeats(size))
+            finally:
+                if endpoint is not moto:
+                    endpoint.close()
+
+    def _aws(self, url: str, service: str) -> Any:
+        import boto3
+
+        credentials = s3_bench.CREDENTIALS
+        return boto3.client(service, endpoint_url=url, region_name=REGION, **credentials)
+
+    def _messaging(self, suite: str, url: str) -> tuple[dict[str, str], dict[str, Any]]:
+        """The children's environment and the configuration they share, with a new bucket."""
+        bucket = f"{suite}-bench-{uuid.uuid4().hex[:8]}"
+        self._aws(url, "s3").create_bucket(Bucket=bucket)
+        storage = {**s3_bench._storage_options(url, False), **self.plan.store_options}
+        env = sqs_bench.aws_env(url, REGION, s3_bench.CREDENTIALS)
+        return env, {"bucket": bucket, "storage": storage, "workdir": str(self.workdir)}
+
+    def sqs(self, url: str) -> None:
+        """Issue 5: SQS sends of 1 KiB vs raw boto3; large round trips vs the official client."""
+        env, base = self._messaging("sqs", url)
+        client = self._aws(url, "sqs")
+
+        def small(which: str) -> dict[str, dict[str, Any]]:
+            cfg = {**base, "client": which, "queue": sqs_bench.new_queue(client)}
+            cfg |= {"count": self.plan.send_count, "warmup": 20}
+            return _sends(sqs_bench.run_child("small", cfg, env))
+
+        def large(client_name: str, io: str, source: Path) -> dict[str, dict[str, Any]]:
+            cfg = {**base, "client": client_name, "io": io, "source": str(source)}
+            cfg["queue"] = sqs_bench.new_queue(client)
+            return {"": _message_figures(sqs_bench.run_child("large", cfg, env))}
+
+        self._messaging_suite("sqs", "SQS", small, large, sqs_bench.LARGE, self.plan.sqs_sizes)
+
+    def sns(self, url: str) -> None:
+        """SNS publishes of 1 KiB vs raw boto3; large publishes vs the official SNS client."""
+        env, base = self._messaging("sns", url)
+        topic = self._aws(url, "sns").create_topic(Name=f"bench-{uuid.uuid4().hex[:8]}")
+        base["topic"] = topic["TopicArn"]
+
+        def small(which: str) -> dict[str, dict[str, Any]]:
+            cfg = {**base, "client": which, "count": self.plan.send_count, "warmup": 20}
+            return _sends(sns_bench.run_child("small", cfg, env))
+
+        def large(client_name: str, io: str, source: Path) -> dict[str, dict[str, Any]]:
+            cfg = {**base, "client": client_name, "io": io, "source": str(source)}
+            return {"": _message_figures(sns_bench.run_child("large", cfg, env))}
+
+        self._messaging_suite("sns", "SNS", small, large, sns_bench.LARGE, self.plan.sns_sizes)
+
+    def _messaging_suite(
+        self,
+        suite: str,
+        service: str,
+        small: Callable[[str], dict[str, dict[str, Any]]],
+        large: Callable[[str, str, Path], dict[str, dict[str, Any]]],
+        scenarios: tuple[tuple[str, str, str, str], ...],
+        sizes: tuple[int, ...],
+    ) -> None:
+        verb = "send" if suite == "sqs" else "publish"
+        table = f"{service} {verb}, 1 KiB message"
+        common = {"suite": suite, "table": table, "size": KIB, "data": "text", "io": "str"}
+        rows = {
+            name: self.row(**common, scenario=name, client=client, baselines=("raw boto3",))
+            for name, client in (
+                ("raw boto3", "boto3"),
+                ("ours", "offload"),
+                (f"official {service} extended client", "official"),
+            )
+        }
+        ours = Job(
+            f"{suite} 1 KiB raw boto3 + ours",
+            {"raw": rows["raw boto3"], "ours": rows["ours"]},
+            functools.partial(small, "ours"),
+        )
+        official = Job(
+            f"{suite} 1 KiB official",
+            {"official": rows[f"official {service} extended client"]},
+            functools.partial(small, "official"),
+        )
+        self.run_jobs([ours, official], self.plan.repeat)
+
+        what = "send + receive + delete" if suite == "sqs" else "publish (store + publish)"
+        for size in sizes:
+            jobs = []
+            for label, data, client_name, io in scenarios:
+                row = self.row(
+                    suite=suite,
+                    table=f"{service} {what}",
+                    scenario=label,
+                    size=size,
+                    data=data,
+                    client="official" if client_name == "official" else "offload",
+                    io=io,
+                    compression="zstd" if client_name == "ours-zstd" else "none",
+                    checksum="-" if client_name == "official" else "sha256",
+                    baselines=("official",),
+                    config={"store_options": self.plan.store_options},
+                )
+                source = self.payloads.get(data, size)
+                run = functools.partial(large, client_name, io, source)
+                jobs.append(Job(f"{suite} {size_label(size)} {data} {label}", {"": row}, run))
+            self.run_jobs(jobs, self.plan.repeats(size))
+
+
+#: Row names of pipeline_bench's scenarios.
+PIPELINE_NAMES = {
+    "copy": "plain copy",
+    "hash": "{checksum} alone, twice over",
+    "none": "pipeline, {checksum}",
+    "offloader": "Offloader, local store, {checksum}",
+    "zstd": "pipeline + zstd, {checksum}",
+}
+
+
+def _pipeline_run(
+    scenario: str, checksum: str, source: Path, workdir: Path, name: str
+) -> dict[str, dict[str, Any]]:
+    r = pipeline_bench.run_child(scenario, checksum, source, workdir)
+    figures = {"seconds": r["seconds"], "peak_rss_mib": r["peak_rss_over_idle_mib"]}
+    if scenario not in ("copy", "hash"):
+        figures |= {"stored_as": r["codec"], "stored_ratio": r.get("stored_ratio", 1.0)}
+    return {name: figures}
+
+
+def _s3_run(
+    name: str, url: str, source: Path, target: Path, unsigned: bool
+) -> dict[str, dict[str, Any]]:
+    r = s3_bench.run_child(name, url, source, target, unsigned)
+    size = source.stat().st_size
+    figures = {
+        "seconds": r["up_s"] + r["down_s"],
+        "peak_rss_mib": max(r["up_rss"], r["down_rss"]) / MIB,
+        "up_mb_s": size / r["up_s"] / 1e6,
+        "down_mb_s": size / r["down_s"] / 1e6,
+        "up_rss_mib": r["up_rss"] / MIB,
+        "down_rss_mib": r["down_rss"] / MIB,
+    }
+    return {name: figures}
+
+
+def _sends(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A 1 KiB child's medians as runs of its rows (raw and ours share one process)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("raw", "ours", "official"):
+        if name in r:
+            out[name] = {"seconds": r[name], "peak_rss_mib": r["peak_mib"]}
+    if "ours" in out:
+        out["ours"]["stored"] = r.get("stored", 0)
+    return out
+
+
+def _message_figures(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seconds": r["seconds"],
+        "peak_rss_mib": r["peak_mib"],
+        "stored_as": r.get("codec", "none"),
+        "stored_ratio": r.get("stored_ratio", 1.0),
+    }
+
+
+def _brief(figures: dict[str, Any]) -> str:
+    return f"{figures['seconds']:.3f} s, +{figures['peak_rss_mib']:.0f} MiB"
+
+
+def size_label(size: int) -> str:
+    for unit, factor in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+def parse_size(text: str) -> int:
+    """``"16MiB"``, ``"2 GiB"``, ``"1KiB"`` or a number of bytes."""
+    text = text.replace(" ", "")
+    for unit, factor in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
+
+
+# -- summaries -------------------------------------------------------------------------------
+
+
+def summarize(rows: list[Row]) -> list[dict[str, Any]]:
+    """Each row with its fastest and median time, MB/s, highest peak, and its ratios to the
+    fastest of its baselines (baseline seconds / row seconds: above 1 is faster)."""
+    groups: dict[tuple[str, int, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.group, []).append(row)
+    out = []
+    for row in rows:
+        entry: dict[str, Any] = {
+            "suite": row.suite,
+            "table": row.table,
+            "scenario": row.scenario,
+            "size": row.size,
+            "size_label": size_label(row.size),
+            "data": row.data,
+            "client": row.client,
+            "io": row.io,
+            "compression": row.compression,
+            "checksum": row.checksum,
+            "config": row.config,
+            "runs": row.runs,
+            "errors": row.errors,
+        }
+        if row.runs:
+            best, median = min(row.seconds()), statistics.median(row.seconds())
+            entry |= {
+                "seconds_best": best,
+                "seconds_median": median,
+                "mb_s_best": row.size / best / 1e6,
+                "mb_s_median": row.size / median / 1e6,
+                "peak_rss_mib": max(float(r["peak_rss_mib"]) for r in row.runs),
+            }
+            last = row.runs[-1]
+            for name in ("stored_as", "stored_ratio", "stored"):
+                if name in last:
+                    entry[name] = last[name]
+            bases = [b for b in groups[row.group] if b.scenario in row.baselines and b.runs]
+            if bases:
+                fastest = min(bases, key=lambda b: min(b.seconds()))
+                steadiest = min(bases, key=lambda b: statistics.median(b.seconds()))
+                entry |= {
+                    "baseline": fastest.scenario,
+                    "vs_baseline_best": min(fastest.seconds()) / best,
+                    "baseline_median": steadiest.scenario,
+                    "vs_baseline_median": statistics.median(steadiest.seconds()) / median,
+                }
+        out.append(entry)
+    return out
