@@ -20,6 +20,7 @@ from offload_core.errors import ConfigurationError, MissingDependencyError
 __all__ = [
     "UPLOAD_ALGORITHMS",
     "Digest",
+    "append",
     "encode",
     "expected_checksum",
     "new_digest",
@@ -40,10 +41,19 @@ class Digest(Protocol):
 
 
 class _Crc:
-    """A running CRC over ``update`` calls, as S3 encodes it (big-endian, ``width`` bytes)."""
+    """A running CRC over ``update`` calls, as S3 encodes it (big-endian, ``width`` bytes).
 
-    def __init__(self, function: Callable[[Any, int], int], width: int) -> None:
+    With ``combine`` (awscrt's), the CRC of a part computed elsewhere can be appended without
+    reading the part again."""
+
+    def __init__(
+        self,
+        function: Callable[[Any, int], int],
+        width: int,
+        combine: Callable[[int, int, int], int] | None = None,
+    ) -> None:
         self._function = function
+        self._combine = combine
         self._width = width
         self._value = 0
 
@@ -53,14 +63,27 @@ class _Crc:
     def digest(self) -> bytes:
         return self._value.to_bytes(self._width, "big")
 
+    def append(self, other: _Crc, length: int) -> bool:
+        """Append ``other``, the CRC of the next ``length`` bytes; ``False`` if it cannot."""
+        if self._combine is None or other._width != self._width:
+            return False
+        self._value = self._combine(self._value, other._value, length)
+        return True
 
-def _crt_function(name: str) -> Callable[[Any, int], int] | None:
+
+def append(whole: Digest, part: Digest, length: int) -> bool:
+    """Extend ``whole`` by ``part``, the digest of the next ``length`` bytes, when the two are
+    CRCs that can be combined; ``False`` means ``whole`` must be fed the bytes instead."""
+    return isinstance(whole, _Crc) and isinstance(part, _Crc) and whole.append(part, length)
+
+
+def _crt_function(name: str) -> Callable[..., int] | None:
     """``awscrt.checksums.<name>``, hardware accelerated, if awscrt is installed."""
     try:
         checksums = importlib.import_module("awscrt.checksums")
     except ImportError:
         return None
-    function: Callable[[Any, int], int] = getattr(checksums, name)
+    function: Callable[..., int] | None = getattr(checksums, name, None)
     return function
 
 
@@ -78,13 +101,16 @@ def _crc32c_function() -> Callable[[Any, int], int] | None:
 def _factory(algorithm: str) -> Callable[[], Digest] | None:
     """A constructor of running digests for ``algorithm``, ``None`` if none is installed."""
     if algorithm == "CRC32":
-        return lambda: _Crc(zlib.crc32, 4)
+        combine = _crt_function("combine_crc32")
+        return lambda: _Crc(zlib.crc32, 4, combine)
     if algorithm == "CRC32C":
         crc32c = _crc32c_function()
-        return None if crc32c is None else (lambda: _Crc(crc32c, 4))
+        combine = _crt_function("combine_crc32c")
+        return None if crc32c is None else (lambda: _Crc(crc32c, 4, combine))
     if algorithm == "CRC64NVME":
         crc64 = _crt_function("crc64nvme")
-        return None if crc64 is None else (lambda: _Crc(crc64, 8))
+        combine = _crt_function("combine_crc64nvme")
+        return None if crc64 is None else (lambda: _Crc(crc64, 8, combine))
     if algorithm == "SHA1":
         return lambda: hashlib.sha1(usedforsecurity=False)
     if algorithm == "SHA256":

@@ -39,7 +39,7 @@ from offload_core.errors import (
     TransientStorageError,
 )
 
-from ._s3_checksums import Digest, encode, expected_checksum, new_digest
+from ._s3_checksums import Digest, append, encode, expected_checksum, new_digest
 from ._s3_errors import error_status, translate_s3_error
 
 __all__ = ["MAX_PARTS", "MIN_PART_SIZE", "Call", "MultipartWriter", "ObjectReader"]
@@ -118,9 +118,11 @@ class _PartBody:
             index += 1
         return out
 
-    def read(self, size: int | None = -1, /) -> bytes:
+    def read(self, size: int | None = -1, /) -> bytes | memoryview:
+        """The next ``size`` bytes, as a view into the part when they lie in one piece: botocore
+        only hashes what it reads, so nothing needs copying."""
         pieces = self._take(self._size if size is None or size < 0 else size)
-        return bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
@@ -200,11 +202,16 @@ class MultipartWriter(io.RawIOBase):
         return part
 
     def _checksum(self, part: _Part) -> dict[str, str]:
+        """The part's checksum parameter; the whole-object checksum is extended too, from the
+        part's CRC if the two combine, else by reading the part a second time."""
         if self._digest is None or self._algorithm is None:
             return {}
         digest = self._digest()
         for piece in part.pieces:
             digest.update(piece)
+        if self._whole is not None and not append(self._whole, digest, part.size):
+            for piece in part.pieces:
+                self._whole.update(piece)
         return {f"Checksum{self._algorithm}": encode(digest.digest())}
 
     def _send(self, part: _Part) -> None:
@@ -220,9 +227,6 @@ class MultipartWriter(io.RawIOBase):
             )
         self._submitted += 1
         entry: dict[str, Any] = {"PartNumber": self._submitted, **self._checksum(part)}
-        if self._whole is not None:
-            for piece in part.pieces:
-                self._whole.update(piece)
         self._wait_until(self._concurrency - 1)
         params = {**self._target, "UploadId": self._upload_id, "Body": _PartBody(part), **entry}
         future = asyncio.run_coroutine_threadsafe(self._upload_part(params), self._loop)

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Literal, cast
 from fsspec.asyn import sync
 from s3fs import S3FileSystem
 
-from offload_core.errors import ConfigurationError, StorageError
+from offload_core.errors import ConfigurationError, MissingDependencyError, StorageError
 from offload_core.formats.aws import parse_s3_location, s3_location_problem
 from offload_core.store import ObjectInfo
 
@@ -51,6 +51,24 @@ _META_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+\Z")
 _META_VALUE = re.compile(r"[\x20-\x7e]*\Z")
 #: S3's limit on user metadata: names and values, in bytes.
 MAX_METADATA_BYTES = 2048
+
+
+#: botocore knows ``ChecksumType`` and ``If-None-Match`` on multipart uploads from 1.36 on; s3fs
+#: silently drops parameters the installed botocore does not know, so older ones are refused.
+MIN_BOTOCORE = (1, 36)
+
+
+def _require_botocore() -> None:
+    import botocore
+
+    found = tuple(int(part) for part in botocore.__version__.split(".")[:2])
+    if found < MIN_BOTOCORE:
+        raise MissingDependencyError(
+            f"the s3 backend (found botocore {botocore.__version__}; full-object checksums and "
+            "conditional multipart completion need 1.36 or later)",
+            module="botocore",
+            extra="s3",
+        )
 
 
 def is_mrap_arn(bucket: str) -> bool:
@@ -160,6 +178,7 @@ class S3Store:
         expected_bucket_owner: str | None = None,
         **storage_options: Any,
     ) -> None:
+        _require_botocore()
         bucket, prefix = split_url(url)
         if is_mrap_arn(bucket) and not self._serves_mrap():
             raise ConfigurationError(

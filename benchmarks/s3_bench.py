@@ -61,7 +61,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 MIB = 1024 * 1024
 BUCKET = "offload-bench"
@@ -197,7 +197,9 @@ def run_scenario(
         # Per-part CRC32 checksums, as boto3 uploads by default, except for the row that shows
         # the store's default: one CRC32 of the whole object (moto copies such an object twice
         # more to complete it; S3 does not).
-        checksum_type = "FULL_OBJECT" if name.endswith("full-object CRC") else "COMPOSITE"
+        checksum_type: Literal["FULL_OBJECT", "COMPOSITE"] = (
+            "FULL_OBJECT" if name.endswith("full-object CRC") else "COMPOSITE"
+        )
         store = S3Store(
             f"s3://{BUCKET}/bench",
             read_concurrency=read_concurrency,

@@ -35,6 +35,7 @@ from offload_core.errors import (
     AccessDeniedError,
     ConfigurationError,
     DigestMismatchError,
+    MissingDependencyError,
     PayloadNotFoundError,
     StorageError,
     TransientStorageError,
@@ -196,6 +197,16 @@ def test_bad_options_are_refused_before_any_request(options: dict[str, Any]) -> 
         S3Store("s3://b-1/p", **options)
 
 
+def test_a_botocore_that_would_drop_parameters_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """s3fs drops parameters its botocore does not know; IfNoneMatch must never be dropped."""
+    import botocore
+
+    monkeypatch.setattr(botocore, "__version__", "1.35.99")
+    with pytest.raises(MissingDependencyError, match=r"1\.36 or later") as raised:
+        S3Store("s3://b-1/p")
+    assert raised.value.extra == "s3"
+
+
 # -- what a write sends -------------------------------------------------------------------------
 
 
@@ -285,12 +296,33 @@ def test_every_request_names_the_expected_bucket_owner(make_store: MakeStore) ->
 @pytest.mark.parametrize("size", [1000, 2 * PART + 123], ids=["put", "multipart"])
 def test_uploads_carry_a_full_object_crc32(make_store: MakeStore, s3: Any, size: int) -> None:
     data = os.urandom(size)
-    store = make_store()
+    expected = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    store = make_store(skip_instance_cache=True)
+    seen = record_requests(store)
     write(store, "k", data)
+    # What the store sent, which S3 checks against the bytes it assembled...
+    commit = "CompleteMultipartUpload" if size > PART else "PutObject"
+    assert [h["x-amz-checksum-crc32"] for op, h in seen if op == commit] == [expected]
+    # ...and what the endpoint, which computes its own, keeps.
     head = s3.head_object(Bucket=store.bucket, Key=object_key(store, "k"), ChecksumMode="ENABLED")
-    assert head["ChecksumCRC32"] == base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    assert head["ChecksumCRC32"] == expected
     if size > PART:
         assert head["ChecksumType"] == "FULL_OBJECT"
+
+
+def test_the_whole_object_crc_without_awscrt(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without awscrt the part CRCs cannot be combined: the parts are read a second time."""
+    with monkeypatch.context() as hidden:  # while the store picks its checksum functions
+        for name in [m for m in sys.modules if m == "awscrt" or m.startswith("awscrt.")]:
+            hidden.setitem(sys.modules, name, None)
+        store = make_store(skip_instance_cache=True)
+    data = os.urandom(2 * PART + 5)
+    seen = record_requests(store)
+    write(store, "k", data)
+    sent = [h["x-amz-checksum-crc32"] for op, h in seen if op == "CompleteMultipartUpload"]
+    assert sent == [base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()]
 
 
 @pytest.mark.parametrize("algorithm", UPLOAD_ALGORITHMS)
