@@ -94,3 +94,16 @@ def test_wheel_installs_only_prefixed_packages(tmp_path: Path) -> None:
     assert "offload_backends/plugin.py" in names
     assert "[offload]" in entry_points
     assert "backends = offload_backends.plugin" in entry_points
+
+
+def test_the_moto_helper_and_the_demo_import_without_pytest() -> None:
+    """The demo (installed with the 'demo' extra, not 'test') runs without pytest."""
+    code = (
+        "import sys\n"
+        "sys.modules['pytest'] = None  # any 'import pytest' now fails\n"
+        "import offload_core.testing.aws, offload_transports.demo\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

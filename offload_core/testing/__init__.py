@@ -1,7 +1,22 @@
-"""Test helpers for plugin authors: conformance suites a third-party plugin runs against itself."""
+"""Test helpers for plugin authors: conformance suites a third-party plugin runs against itself.
+
+The suites need pytest; they are imported on first use, so ``offload_core.testing.aws`` (the moto
+server the demo runs) works without it.
+"""
 
 from __future__ import annotations
 
-from .backends import BackendConformance
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backends import BackendConformance
 
 __all__ = ["BackendConformance"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BackendConformance":
+        from .backends import BackendConformance
+
+        return BackendConformance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
