@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +117,23 @@ def moto_server() -> Iterator[MotoServer]:
     Tests keep their resources apart with unique bucket and queue names."""
     with MotoServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def bucket(moto_server: MotoServer) -> str:
+    """A fresh S3 bucket for each test module on the session's moto server."""
+    name = f"offload-test-{uuid.uuid4().hex[:12]}"
+    moto_server.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def sqs(moto_server: MotoServer) -> Any:
+    """A fresh SQS client per test, so that counting its calls counts only this test's."""
+    return moto_server.client("sqs")
+
+
+@pytest.fixture
+def sns(moto_server: MotoServer) -> Any:
+    """A fresh SNS client per test."""
+    return moto_server.client("sns")

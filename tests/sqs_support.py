@@ -32,12 +32,6 @@ def new_queue(
         sqs.delete_queue(QueueUrl=url)
 
 
-def new_bucket(moto: MotoServer) -> str:
-    name = unique("sqs-payloads")
-    moto.client("s3").create_bucket(Bucket=name)
-    return name
-
-
 def offloader(moto: MotoServer, url: str, **options: Any) -> Offloader:
     return Offloader(url, storage_options=moto.storage_options(), **options)
 

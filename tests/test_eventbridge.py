@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from lambda_support import receive, route
-from sqs_support import Calls, new_bucket, new_queue, offloader, stored, unique
+from sqs_support import Calls, new_queue, offloader, stored, unique
 
 from offload_core.errors import (
     IncompatibleOptionsError,
@@ -37,19 +37,9 @@ SOURCE = "shop.orders"
 DETAIL_TYPE = "OrderPlaced"
 
 
-@pytest.fixture(scope="module")
-def bucket(moto_server: MotoServer) -> str:
-    return new_bucket(moto_server)
-
-
 @pytest.fixture
 def events(moto_server: MotoServer) -> Any:
     return moto_server.client("events")
-
-
-@pytest.fixture
-def sqs(moto_server: MotoServer) -> Any:
-    return moto_server.client("sqs")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqs_support import new_bucket, new_queue, offloader, stored, unique
+from sqs_support import new_queue, offloader, stored, unique
 
 from offload_core import Attribute
 from offload_core.offloader import Offloader
@@ -53,11 +53,6 @@ def peer(moto: MotoServer, steps: list[dict[str, Any]]) -> list[Any]:
     assert result.returncode == 0, result.stderr
     out: list[Any] = json.loads(result.stdout)
     return out
-
-
-@pytest.fixture(scope="module")
-def bucket(moto_server: MotoServer) -> str:
-    return new_bucket(moto_server)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from lambda_support import (
     sqs_event,
     subscribe,
 )
-from sqs_support import new_bucket, new_queue, offloader, stored, unique
+from sqs_support import new_queue, offloader, stored, unique
 
 from offload_core import Attribute
 from offload_core.errors import (
@@ -58,16 +58,6 @@ def samples_off(moto_server: MotoServer) -> Offloader:
     """A consumer of the sample events, with their large payload in place."""
     sample_store(moto_server)
     return sample_offloader(moto_server)
-
-
-@pytest.fixture(scope="module")
-def bucket(moto_server: MotoServer) -> str:
-    return new_bucket(moto_server)
-
-
-@pytest.fixture
-def sqs(moto_server: MotoServer) -> Any:
-    return moto_server.client("sqs")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from lambda_support import subscribe
-from sqs_support import Calls, new_bucket, new_queue, offloader, stored, unique
+from sqs_support import Calls, new_queue, offloader, stored, unique
 from test_interop_aws import peer
 
 from offload_core import Attribute, Plugins
@@ -23,21 +23,6 @@ from offload_transports.sqs import SqsTransport
 
 KIB = 1024
 LIMIT = 262_144  # moto's topics do not report MaximumMessageSize: the AWS default applies
-
-
-@pytest.fixture(scope="module")
-def bucket(moto_server: MotoServer) -> str:
-    return new_bucket(moto_server)
-
-
-@pytest.fixture
-def sqs(moto_server: MotoServer) -> Any:
-    return moto_server.client("sqs")
-
-
-@pytest.fixture
-def sns(moto_server: MotoServer) -> Any:
-    return moto_server.client("sns")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqs_support import Calls, drain, new_bucket, new_queue, offloader, stored, unique
+from sqs_support import Calls, drain, new_queue, offloader, stored, unique
 
 from offload_core import Attribute, Plugins
 from offload_core.errors import (
@@ -38,17 +38,6 @@ from offload_transports.sqs import (
 )
 
 KIB = 1024
-
-
-@pytest.fixture(scope="module")
-def bucket(moto_server: MotoServer) -> str:
-    return new_bucket(moto_server)
-
-
-@pytest.fixture
-def sqs(moto_server: MotoServer) -> Any:
-    """A fresh client per test, so that counting its calls counts only this test's."""
-    return moto_server.client("sqs")
 
 
 @pytest.fixture

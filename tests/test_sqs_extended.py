@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqs_support import Calls, new_bucket, new_queue, offloader, stored, unique
+from sqs_support import Calls, new_queue, offloader, stored, unique
 
 from offload_core.errors import DigestMismatchError, IncompatibleOptionsError
 from offload_core.offloader import Offloader
@@ -22,16 +22,6 @@ from offload_transports.sqs import from_boto_attributes, to_boto_attributes
 
 BIG = "big payload line\n" * 100_000
 ATTRS = {"kind": {"DataType": "String", "StringValue": "order"}}
-
-
-@pytest.fixture(scope="module")
-def bucket(moto_server: MotoServer) -> str:
-    return new_bucket(moto_server)
-
-
-@pytest.fixture
-def sqs(moto_server: MotoServer) -> Any:
-    return moto_server.client("sqs")
 
 
 @pytest.fixture
