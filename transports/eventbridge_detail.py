@@ -24,6 +24,7 @@ from typing import Any
 
 from offload_core.detect import MAX_POINTER_BYTES
 from offload_core.errors import IncompatibleOptionsError, PointerError, RoutingFieldError
+from offload_core.formats._json import StrictJSONError, unique_pairs
 from offload_core.formats.native import NativeFormat
 from offload_core.message import Attribute
 from offload_core.pointer import EncodedPointer, Pointer
@@ -37,20 +38,7 @@ _MAGIC = '"offload_pointer"'
 _OBJECT_START = re.compile(r"[ \t\n\r]*\{")
 
 
-class _DuplicateKeyError(ValueError):
-    pass
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKeyError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique)
+_DECODER = json.JSONDecoder(object_pairs_hook=unique_pairs)
 
 
 def _shape(value: object) -> bool:
@@ -111,7 +99,7 @@ class DetailFormat:
             return None
         try:
             value = _DECODER.decode(body)
-        except _DuplicateKeyError as exc:
+        except StrictJSONError as exc:
             if _shape(_lenient(body)):
                 raise PointerError(
                     f"malformed {self.name} pointer: {exc}", dialect=self.name

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_NUMBER_CHARS",
     "MAX_SIZE",
+    "StrictJSONError",
     "brief",
     "check_digest",
     "check_fields",
@@ -33,6 +34,7 @@ __all__ = [
     "loads_strict",
     "recognise",
     "self_check",
+    "unique_pairs",
     "utf8_size",
 ]
 
@@ -77,7 +79,7 @@ def _parse_float(text: str) -> float:
     return value
 
 
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
@@ -87,7 +89,7 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _DECODER = json.JSONDecoder(
-    object_pairs_hook=_unique_pairs,
+    object_pairs_hook=unique_pairs,
     parse_int=_parse_int,
     parse_float=_parse_float,
     parse_constant=_reject_constant,
