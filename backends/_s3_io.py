@@ -6,9 +6,10 @@ apply to every request):
 
 * :class:`MultipartWriter` fills parts of ``part_size`` bytes and uploads each full one while the
   next fills, at most ``concurrency`` at a time, so it holds at most ``concurrency + 1`` parts.
-  A payload smaller than one part is a single ``PutObject``. Nothing is visible in S3 until
-  :meth:`~MultipartWriter.commit`; :meth:`~MultipartWriter.abort` stops the part uploads and
-  aborts the multipart upload.
+  A payload of at most ``multipart_threshold`` bytes is held and sent as a single ``PutObject``
+  (one request instead of three or more; the threshold bounds what is held). Nothing is
+  visible in S3 until :meth:`~MultipartWriter.commit`; :meth:`~MultipartWriter.abort` stops the
+  part uploads and aborts the multipart upload.
 * :class:`ObjectReader` reads one ``GetObject`` stream, prefetching two small blocks, or, with
   ``concurrency > 1`` and an object larger than a part, up to ``concurrency`` ranged parts at
   once. A request that fails mid-stream is resumed from the byte it reached with a ranged
@@ -38,6 +39,7 @@ from offload_core.errors import (
     StorageError,
     TransientStorageError,
 )
+from offload_core.pipeline import is_frozen
 
 from ._s3_checksums import Digest, append, encode, expected_checksum, new_digest
 from ._s3_errors import error_status, translate_s3_error
@@ -65,9 +67,9 @@ _SEND_SLICE = 256 * 1024
 
 
 class _Part:
-    """The bytes of one part, as written. ``bytes`` cannot change after the write returns, so
-    large ones are kept by reference (the pipeline's chunks become parts without a copy);
-    anything else is copied."""
+    """The bytes of one part, as written. ``bytes`` (and views into them) cannot change after
+    the write returns, so large ones are kept by reference (the pipeline's chunks, and slices of
+    a ``bytes`` payload, become parts without a copy); anything else is copied."""
 
     __slots__ = ("pieces", "size")
 
@@ -154,6 +156,7 @@ class MultipartWriter(io.RawIOBase):
         location: str,
         part_size: int,
         concurrency: int,
+        multipart_threshold: int | None = None,
         checksum_algorithm: str | None,
         digest: Callable[[], Digest] | None,
         full_object: bool = True,
@@ -167,6 +170,9 @@ class MultipartWriter(io.RawIOBase):
         self._location = location
         self._part_size = part_size
         self._concurrency = concurrency
+        self._threshold = max(part_size, multipart_threshold or 0)
+        #: Full parts kept back while the payload may still fit one ``PutObject``.
+        self._held: list[_Part] = []
         self._algorithm = checksum_algorithm if digest is not None else None
         self._digest = digest
         self._whole = digest() if digest is not None and full_object else None
@@ -187,15 +193,32 @@ class MultipartWriter(io.RawIOBase):
     def write(self, data: bytes | bytearray | memoryview, /) -> int:  # type: ignore[override]
         view = memoryview(data).cast("B")
         size = len(view)
-        shared = isinstance(data, bytes) and size >= _SHARE_MIN
+        shared = size >= _SHARE_MIN and is_frozen(data)
         while len(view):
             room = self._part_size - self._part.size
             self._part.add(view[:room], shared=shared)
             view = view[room:]
             if self._part.size >= self._part_size:
-                self._send(self._take())
+                self._full(self._take())
         self.size += size
         return size
+
+    def _full(self, part: _Part) -> None:
+        """Hold a full part while everything written still fits one ``PutObject``; past the
+        threshold, start the multipart upload with the parts held so far."""
+        if self._upload_id is None and self._held_size() + part.size <= self._threshold:
+            self._held.append(part)
+            return
+        self._release_held()
+        self._send(part)
+
+    def _held_size(self) -> int:
+        return sum(part.size for part in self._held)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for part in held:
+            self._send(part)
 
     def _take(self) -> _Part:
         part, self._part = self._part, _Part()
@@ -266,14 +289,19 @@ class MultipartWriter(io.RawIOBase):
     def commit(self) -> None:
         """Make the object visible: ``PutObject``, or the last part and
         ``CompleteMultipartUpload``. ``FileExistsError`` if exclusive and the key is taken."""
-        if self._upload_id is None:
-            body = self._take()
+        if self._upload_id is None and self._held_size() + self._part.size <= self._threshold:
+            body = _Part()
+            for part in (*self._held, self._take()):
+                body.pieces += part.pieces
+                body.size += part.size
+            self._held = []
             params: dict[str, Any] = {**self._target, **self._params, "Body": _PartBody(body)}
             if self._algorithm is not None:
                 params["ChecksumAlgorithm"] = self._algorithm
                 params.update(self._checksum(body))
             self._conditional("put_object", params)
             return
+        self._release_held()
         if self._part.size:
             self._send(self._take())
         self._wait_until(0)
@@ -306,6 +334,7 @@ class MultipartWriter(io.RawIOBase):
     def abort(self) -> None:
         """Stop the part uploads and abort the multipart upload; best effort, never raises."""
         self._part = _Part()
+        self._held = []
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is None:
             return

@@ -136,9 +136,13 @@ def _metadata_params(metadata: Mapping[str, str] | None, location: str) -> dict[
 class S3Store:
     """Objects under ``s3://bucket/prefix``, written and read as streams in bounded memory.
 
-    :param part_size: bytes per multipart part (5 MiB to 5 GiB); payloads smaller than one part
-        are a single ``PutObject``. Objects can have at most 10,000 parts.
-    :param concurrency: parts uploaded at once; a write holds at most ``concurrency + 1`` parts.
+    :param part_size: bytes per multipart part (5 MiB to 5 GiB). Objects can have at most 10,000
+        parts.
+    :param multipart_threshold: payloads of at most this many bytes (default: 16 MiB, and at
+        least one part) are held in memory and sent as one ``PutObject``; larger ones are
+        uploaded in parts as they are written.
+    :param concurrency: parts uploaded at once; a write holds at most ``concurrency + 1`` parts,
+        or ``multipart_threshold`` bytes and one part, whichever is more.
     :param read_concurrency: ranged parts downloaded at once for objects larger than a part
         (default: ``concurrency``); 1 reads one ``GetObject`` stream.
     :param read_retries: mid-stream download failures resumed (with ranged requests) per read.
@@ -167,6 +171,7 @@ class S3Store:
         url: str,
         *,
         part_size: int = 8 * MiB,
+        multipart_threshold: int = 16 * MiB,
         concurrency: int = 4,
         read_concurrency: int | None = None,
         read_retries: int = 5,
@@ -190,6 +195,11 @@ class S3Store:
                 f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes (S3's part "
                 f"limits), not {part_size}"
             )
+        if not 0 < multipart_threshold <= MAX_PART_SIZE:
+            raise ConfigurationError(
+                f"multipart_threshold must be between 1 and {MAX_PART_SIZE} bytes (S3's largest "
+                f"PutObject), not {multipart_threshold}"
+            )
         read_concurrency = concurrency if read_concurrency is None else read_concurrency
         if concurrency < 1 or read_concurrency < 1 or read_retries < 0:
             raise ConfigurationError(
@@ -212,6 +222,7 @@ class S3Store:
         self.prefix = prefix
         self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         self.part_size = part_size
+        self.multipart_threshold = max(part_size, multipart_threshold)
         self.concurrency = concurrency
         self.read_concurrency = read_concurrency
         self.read_retries = read_retries
@@ -300,6 +311,7 @@ class S3Store:
             location=location,
             part_size=self.part_size,
             concurrency=self.concurrency,
+            multipart_threshold=self.multipart_threshold,
             checksum_algorithm=self.checksum_algorithm,
             digest=self._digest,
             full_object=self.checksum_type == "FULL_OBJECT",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from .errors import IncompatibleOptionsError
-from .pipeline import CHUNK_SIZE, iter_chunks
+from .pipeline import CHUNK_SIZE, Frozen, iter_chunks
 
 if TYPE_CHECKING:
     from .offloader import Payload
@@ -74,7 +74,7 @@ class _CheckedFile:
         return self._raw.tell()
 
 
-def _checked_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+def _checked_chunks(chunks: Iterable[Frozen]) -> Iterator[Frozen]:
     decoder = _Decoder()
     for chunk in chunks:
         decoder.feed(chunk)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from .errors import DecompressionLimitError, IntegrityError, MissingDependencyError
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["Codec", "IdentityCodec", "ZstdCodec", "looks_incompressible"]
+__all__ = ["Codec", "Frozen", "IdentityCodec", "ZstdCodec", "looks_incompressible"]
 
 #: How much of a payload :func:`looks_incompressible` tries to compress.
 SAMPLE_SIZE = 64 * 1024
@@ -33,6 +33,10 @@ _READ_SIZE = 1024 * 1024
 
 _R = TypeVar("_R")
 
+#: A piece that cannot change: ``bytes``, or a read-only view into a ``bytes`` object (a slice
+#: of a ``bytes`` payload, taken without copying it).
+Frozen: TypeAlias = "bytes | memoryview"
+
 
 @runtime_checkable
 class Codec(Protocol):
@@ -40,8 +44,9 @@ class Codec(Protocol):
 
     name: str
 
-    def compress(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        """The compressed form of the concatenated ``chunks``, as chunks of bounded size."""
+    def compress(self, chunks: Iterable[Frozen]) -> Iterator[Frozen]:
+        """The compressed form of the concatenated ``chunks`` (``bytes``, or read-only views
+        into ``bytes``: keep them if needed, never write to them), as chunks of bounded size."""
         ...
 
     def decompress(self, source: BinaryIO, *, limit: int, location: str | None = None) -> BinaryIO:
@@ -135,7 +140,7 @@ class IdentityCodec:
 
     name = "none"
 
-    def compress(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    def compress(self, chunks: Iterable[Frozen]) -> Iterator[Frozen]:
         """The chunks unchanged."""
         return iter(chunks)
 
@@ -166,7 +171,7 @@ class ZstdCodec:
             f"max_window_log={self.max_window_log})"
         )
 
-    def compress(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    def compress(self, chunks: Iterable[Frozen]) -> Iterator[Frozen]:
         """One frame, emitted as the compressor produces it (each piece about a chunk or less)."""
         zstd = _zstandard()
         cctx = zstd.ZstdCompressor(level=self.level, threads=self.threads, write_checksum=True)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import IO, Any, BinaryIO, TypeVar, cast
 
 from ._utf8 import require_utf8
-from .codecs import Codec
+from .codecs import Codec, Frozen
 from .detect import detect, inspect
 from .errors import (
     DecompressionLimitError,
@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: What can be published: bytes-like, text (sent as UTF-8), a binary file object, or chunks.
-Payload = bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes]
+Payload = (
+    bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes | bytearray | memoryview]
+)
 
 #: Attribute names that pointer formats set; a caller may not use them.
 RESERVED_ATTRIBUTES = frozenset({"ExtendedPayloadSize", "SQSLargePayloadSize", "S3MessageBodyKey"})
@@ -222,7 +224,7 @@ class Offloader:
         if self.pointer_format == "aws":
             payload = require_utf8(payload)
         origin = _tell(payload)
-        chunks: Iterator[bytes] = iter_chunks(payload)
+        chunks: Iterator[Frozen] = iter_chunks(payload)
         if self.policy.mode != "always":
             budget = self.policy.effective_limit(limits)
             head, chunks = _peek(chunks, budget + 1)
@@ -325,7 +327,7 @@ class Offloader:
         return pointer
 
     def _write(
-        self, key: str, chunks: Iterable[bytes], *, exclusive: bool, metadata: Mapping[str, str]
+        self, key: str, chunks: Iterable[Frozen], *, exclusive: bool, metadata: Mapping[str, str]
     ) -> WriteResult:
         result: WriteResult | None = None
         hasher = self.plugins.get("checksum", self.checksum)()
@@ -528,9 +530,9 @@ def _tell(payload: Payload) -> int | None:
     return None
 
 
-def _peek(chunks: Iterator[bytes], n: int) -> tuple[bytes, Iterator[bytes]]:
+def _peek(chunks: Iterator[Frozen], n: int) -> tuple[bytes, Iterator[Frozen]]:
     """Up to ``n`` bytes from the front of ``chunks``, and an iterator over all of them."""
-    taken: list[bytes] = []
+    taken: list[Frozen] = []
     size = 0
     for chunk in chunks:
         taken.append(chunk)

@@ -30,7 +30,7 @@ from .errors import ConfigurationError, LocationNotAllowedError, OffloadError, P
 from .formats.aws import parse_s3_location, s3_location_problem
 from .message import Attribute
 from .offloader import Offloader, Received
-from .pipeline import iter_chunks
+from .pipeline import Frozen, iter_chunks
 from .plugins import Plugins, default_plugins
 from .pointer import Pointer
 from .store import ObjectInfo, Store
@@ -273,7 +273,7 @@ def put_file(
     return Stored(pointer, encoded.body, encoded.attributes)
 
 
-def _counted(chunks: Iterable[bytes], progress: Progress | None) -> Iterator[bytes]:
+def _counted(chunks: Iterable[Frozen], progress: Progress | None) -> Iterator[Frozen]:
     for chunk in chunks:
         if progress is not None:
             progress(len(chunk))

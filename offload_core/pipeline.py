@@ -23,10 +23,11 @@ from typing import (
     Protocol,
     TypeAlias,
     TypeVar,
+    cast,
     runtime_checkable,
 )
 
-from .codecs import SAMPLE_SIZE, Codec, IdentityCodec, looks_incompressible, readinto
+from .codecs import SAMPLE_SIZE, Codec, Frozen, IdentityCodec, looks_incompressible, readinto
 from .errors import DecompressionLimitError, DigestMismatchError, IntegrityError, SizeMismatchError
 
 if TYPE_CHECKING:
@@ -35,10 +36,12 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK_SIZE",
     "Chunk",
+    "Frozen",
     "HashLike",
     "Payload",
     "VerifyingReader",
     "WriteResult",
+    "is_frozen",
     "iter_chunks",
     "open_verified",
     "read_all",
@@ -108,13 +111,13 @@ class _BackgroundHasher:
             self._queued.popleft().result()
 
 
-def iter_chunks(payload: Payload, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """The payload as a stream of non-empty ``bytes`` chunks.
+def iter_chunks(payload: Payload, chunk_size: int = CHUNK_SIZE) -> Iterator[Frozen]:
+    """The payload as a stream of non-empty chunks that cannot change (:data:`Frozen`).
 
-    A ``str`` is encoded as UTF-8 a slice at a time, bytes-like objects are sliced, file objects
-    are read ``chunk_size`` bytes at a time, and an iterable's items are passed on as they come
-    (copied to ``bytes`` if they are another bytes-like type, since a caller may reuse a buffer).
-    Anything else raises ``TypeError``.
+    A ``str`` is encoded as UTF-8 a slice at a time, ``bytes`` are sliced as views (no copy),
+    other bytes-like objects are copied a slice at a time, file objects are read ``chunk_size``
+    bytes at a time, and an iterable's items are passed on as they come (copied to ``bytes`` if
+    they are mutable, since a caller may reuse a buffer). Anything else raises ``TypeError``.
     """
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
@@ -127,22 +130,31 @@ def iter_chunks(payload: Payload, chunk_size: int = CHUNK_SIZE) -> Iterator[byte
             if view:
                 yield payload
             return
+        frozen = is_frozen(payload)
         for start in range(0, len(view), chunk_size):
-            yield view[start : start + chunk_size].tobytes()
+            piece = view[start : start + chunk_size]
+            yield piece if frozen else piece.tobytes()
     elif hasattr(payload, "read"):
         while chunk := payload.read(chunk_size):
-            yield _as_bytes(chunk, what="read() returned")
+            yield _frozen(chunk, what="read() returned")
     elif isinstance(payload, Iterable):
         for item in payload:
-            if chunk := _as_bytes(item, what="the payload iterable yielded"):
+            if chunk := _frozen(item, what="the payload iterable yielded"):
                 yield chunk
     else:
         raise TypeError(f"cannot send a payload of type {type(payload).__name__}")
 
 
-def _as_bytes(item: object, *, what: str) -> bytes:
-    if isinstance(item, bytes):
-        return item
+def is_frozen(item: object) -> bool:
+    """Whether ``item`` is ``bytes`` or a view into ``bytes``: safe to keep without a copy."""
+    return isinstance(item, bytes) or (
+        isinstance(item, memoryview) and isinstance(item.obj, bytes) and item.c_contiguous
+    )
+
+
+def _frozen(item: object, *, what: str) -> Frozen:
+    if is_frozen(item):
+        return item if isinstance(item, bytes) else memoryview(cast(memoryview, item)).cast("B")
     if isinstance(item, (bytearray, memoryview)):
         return memoryview(item).tobytes()
     raise TypeError(f"{what} {type(item).__name__}, not bytes; open files in binary mode")
@@ -178,8 +190,8 @@ def write_stream(
     5 % (already compressed media, encrypted data), the payload is stored raw and the result's
     codec is ``"none"``, which the pointer must then carry.
     """
-    pieces = map(partial(_as_bytes, what="write_stream got"), chunks)
-    head: list[bytes] = []
+    pieces = map(partial(_frozen, what="write_stream got"), chunks)
+    head: list[Frozen] = []
     if codec.name != IdentityCodec.name and skip_incompressible:
         sampled = 0
         while sampled < SAMPLE_SIZE and (chunk := next(pieces, None)) is not None:
@@ -191,7 +203,7 @@ def write_stream(
     size = stored_size = 0
     background = _BackgroundHasher(hasher)
 
-    def hashed() -> Iterator[bytes]:
+    def hashed() -> Iterator[Frozen]:
         nonlocal size
         for chunk in chain(head, pieces):
             background.update(chunk)

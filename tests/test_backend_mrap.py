@@ -117,6 +117,7 @@ def mrap_store(**options: Any) -> MrapStore:
         "secret": "fake",
         "client_kwargs": {"region_name": "eu-west-1"},
         "part_size": 5 * MiB,
+        "multipart_threshold": 5 * MiB,
         "skip_instance_cache": True,
         **options,
     }

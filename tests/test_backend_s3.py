@@ -66,10 +66,16 @@ def s3(moto_server: MotoServer) -> Any:
 
 @pytest.fixture
 def make_store(moto_server: MotoServer, bucket: str) -> MakeStore:
-    """Stores under a fresh prefix of the module's bucket, with the smallest part size."""
+    """Stores under a fresh prefix of the module's bucket, with the smallest part size, and
+    payloads over one part uploaded in parts."""
 
     def make(**options: Any) -> S3Store:
-        options = {"part_size": PART, **moto_server.storage_options(), **options}
+        options = {
+            "part_size": PART,
+            "multipart_threshold": PART,
+            **moto_server.storage_options(),
+            **options,
+        }
         return S3Store(f"s3://{bucket}/{uuid.uuid4().hex}", **options)
 
     return make
@@ -181,6 +187,8 @@ def test_bad_store_urls_are_refused(url: str) -> None:
     "options",
     [
         {"part_size": 4 * MiB},
+        {"multipart_threshold": 0},
+        {"multipart_threshold": 6 * 1024 * MiB},
         {"concurrency": 0},
         {"read_retries": -1},
         {"sse": "rot13"},
@@ -275,7 +283,7 @@ def test_every_request_names_the_expected_bucket_owner(make_store: MakeStore) ->
     write(store, "small", b"x")
     write(store, "big", b"x" * (PART + 1), exclusive=True)
     with pytest.raises(RuntimeError), store.open_write("failed") as sink:  # noqa: PT012
-        sink.write(b"x" * (PART + 1))
+        sink.write(b"x" * (2 * PART + 1))  # past the threshold: the upload has started
         raise RuntimeError("publisher crashed")
     assert read(store, "big") == b"x" * (PART + 1)  # ranged: two GETs
     store.info("small")
@@ -401,7 +409,11 @@ def test_a_retried_content_addressed_publish_writes_once(moto_server: MotoServer
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     off = Offloader(
         f"s3://{name}/p",
-        storage_options={"part_size": PART, **moto_server.storage_options()},
+        storage_options={
+            "part_size": PART,
+            "multipart_threshold": PART,
+            **moto_server.storage_options(),
+        },
         content_addressed=True,
         mode="always",
     )
@@ -431,7 +443,9 @@ def reset():
 
 url, size, part = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 options = json.loads(sys.argv[4])
-store = S3Store(url, part_size=part, concurrency=2, read_concurrency=2, **options)
+store = S3Store(
+    url, part_size=part, multipart_threshold=part, concurrency=2, read_concurrency=2, **options
+)
 block = os.urandom(1 << 20)
 list(store.list("warm-up"))
 reset(); idle = peak()
@@ -463,6 +477,54 @@ def test_a_large_payload_streams_in_bounded_memory(moto_server: MotoServer, buck
     assert peaks["total"] == size
     assert peaks["write"] < bound, f"write grew RSS by {peaks['write'] / MiB:.1f} MiB"
     assert peaks["read"] < bound, f"read grew RSS by {peaks['read'] / MiB:.1f} MiB"
+
+
+def operations(seen: list[tuple[str, dict[str, str]]]) -> list[str]:
+    return [operation for operation, _ in seen]
+
+
+@pytest.mark.parametrize("exclusive", [False, True], ids=["plain", "exclusive"])
+def test_payloads_up_to_the_threshold_are_one_put(
+    make_store: MakeStore, s3: Any, exclusive: bool
+) -> None:
+    store = make_store(multipart_threshold=3 * PART, skip_instance_cache=True)
+    seen = record_requests(store)
+    data = os.urandom(3 * PART)  # three full parts, held until the write ends
+    write(store, "held", data, exclusive=exclusive)
+    assert [op for op in operations(seen) if op != "HeadObject"] == ["PutObject"]
+    assert read(store, "held") == data
+    head = s3.head_object(Bucket=store.bucket, Key=f"{store.prefix}/held", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def test_a_payload_past_the_threshold_is_uploaded_in_parts(make_store: MakeStore) -> None:
+    store = make_store(multipart_threshold=2 * PART, skip_instance_cache=True)
+    seen = record_requests(store)
+    data = os.urandom(2 * PART + 1)
+    write(store, "parts", data)
+    sent = operations(seen)
+    assert sent.count("PutObject") == 0
+    assert sent.count("UploadPart") == 3
+    assert sent[0] == "CreateMultipartUpload"
+    assert sent[-1] == "CompleteMultipartUpload"
+    assert read(store, "parts") == data
+
+
+def test_the_threshold_defaults_to_16_mib_and_at_least_one_part() -> None:
+    assert S3Store("s3://b-1/p").multipart_threshold == 16 * MiB
+    bigger = S3Store("s3://b-1/p", part_size=32 * MiB, multipart_threshold=MiB)
+    assert bigger.multipart_threshold == 32 * MiB
+
+
+def test_a_write_that_fails_below_the_threshold_sends_nothing(make_store: MakeStore) -> None:
+    store = make_store(multipart_threshold=3 * PART, skip_instance_cache=True)
+    seen = record_requests(store)
+    with pytest.raises(RuntimeError), store.open_write("never") as sink:  # noqa: PT012
+        sink.write(b"x" * (2 * PART + 1))
+        raise RuntimeError("publisher crashed")
+    assert [op for op in operations(seen) if op != "HeadObject"] == []
+    with pytest.raises(PayloadNotFoundError):
+        store.info("never")
 
 
 def test_a_failed_write_aborts_its_multipart_upload(make_store: MakeStore, s3: Any) -> None:
@@ -500,7 +562,14 @@ def _through(
 ) -> S3Store:
     """The same store, reached through ``proxy``."""
     storage = {**moto_server.storage_options(), "endpoint_url": proxy.endpoint}
-    return S3Store(store.url, part_size=PART, skip_instance_cache=True, **storage, **options)
+    return S3Store(
+        store.url,
+        part_size=PART,
+        multipart_threshold=PART,
+        skip_instance_cache=True,
+        **storage,
+        **options,
+    )
 
 
 @pytest.mark.parametrize("read_concurrency", [1, 2], ids=["stream", "ranged"])

@@ -104,6 +104,7 @@ def s3_store(
     store = S3Store(
         url,
         part_size=PART,
+        multipart_threshold=PART,
         skip_instance_cache=True,
         config_kwargs=NO_RETRIES,
         **storage,
@@ -167,8 +168,8 @@ def consume(queue: SqsTransport, handler: Callable[[bytes], object]) -> list[Sqs
     [
         ("PutObject", lambda: ConnectionClosedError(endpoint_url=ENDPOINT), 64 * KiB),
         ("PutObject", lambda: ReadTimeoutError(endpoint_url=ENDPOINT), 64 * KiB),
-        ("UploadPart", lambda: ConnectionClosedError(endpoint_url=ENDPOINT), PART + 1),
-        ("CompleteMultipartUpload", lambda: ReadTimeoutError(endpoint_url=ENDPOINT), PART + 1),
+        ("UploadPart", lambda: ConnectionClosedError(endpoint_url=ENDPOINT), 2 * PART),
+        ("CompleteMultipartUpload", lambda: ReadTimeoutError(endpoint_url=ENDPOINT), 2 * PART),
     ],
     ids=["put-reset", "put-timeout", "part-reset", "complete-timeout"],
 )

@@ -32,6 +32,7 @@ from offload_core.pipeline import (
     HashLike,
     VerifyingReader,
     WriteResult,
+    is_frozen,
     iter_chunks,
     open_verified,
     read_all,
@@ -100,10 +101,27 @@ def test_bytes_like_payloads_are_sliced() -> None:
     for payload in (data, bytearray(data), memoryview(data)):
         chunks = list(iter_chunks(payload, 1000))
         assert [len(c) for c in chunks] == [1000, 1000, 560]
-        assert all(type(c) is bytes for c in chunks)
         assert b"".join(chunks) == data
     assert list(iter_chunks(data)) == [data]
     assert list(iter_chunks(b"")) == []
+
+
+def test_immutable_payloads_are_sliced_without_copies() -> None:
+    data = bytes(range(256)) * 10
+    for payload in (data, memoryview(data)):
+        chunks = list(iter_chunks(payload, 1000))
+        assert all(isinstance(c, memoryview) and c.obj is data for c in chunks)
+        assert all(is_frozen(c) for c in chunks)
+
+
+def test_mutable_payloads_are_copied_as_they_are_sliced() -> None:
+    buffer = bytearray(bytes(range(256)) * 10)
+    for payload in (buffer, memoryview(buffer)):
+        chunks = list(iter_chunks(payload, 1000))
+        buffer[0] ^= 0xFF  # the caller reuses its buffer: what was sliced must not change
+        assert all(type(c) is bytes for c in chunks)
+        assert chunks[0][0] == (bytes(range(256)) * 10)[0]
+        buffer[0] ^= 0xFF
 
 
 def test_str_payload_is_utf8_encoded_piece_by_piece() -> None:
@@ -122,12 +140,14 @@ def test_file_payload_is_read_in_chunk_size_pieces(tmp_path: Path) -> None:
     assert b"".join(chunks) == path.read_bytes()
 
 
-def test_iterable_items_pass_through_as_bytes() -> None:
+def test_iterable_items_pass_through_frozen() -> None:
     buffer = bytearray(b"abc")
-    items: list[Chunk] = [b"x" * 10, b"", buffer, memoryview(b"yz")]
+    items: list[Chunk] = [b"x" * 10, b"", buffer, memoryview(b"yz"), memoryview(buffer)]
     chunks = list(iter_chunks(iter(items)))
-    assert chunks == [b"x" * 10, b"abc", b"yz"]
-    assert all(type(c) is bytes for c in chunks)
+    buffer[:] = b"ABC"  # reused by the caller: the chunks taken from it were copies
+    assert chunks == [b"x" * 10, b"abc", b"yz", b"abc"]
+    assert all(is_frozen(c) for c in chunks)
+    assert [type(c) for c in chunks] == [bytes, bytes, memoryview, bytes]
 
 
 @pytest.mark.parametrize(
