@@ -531,16 +531,18 @@ def _tell(payload: Payload) -> int | None:
 
 
 def _peek(chunks: Iterator[Frozen], n: int) -> tuple[bytes, Iterator[Frozen]]:
-    """Up to ``n`` bytes from the front of ``chunks``, and an iterator over all of them."""
+    """Up to ``n`` bytes from the front of ``chunks`` (a copy of those only), and an iterator
+    over all of them."""
     taken: list[Frozen] = []
-    size = 0
+    pieces: list[memoryview] = []
+    left = n
     for chunk in chunks:
         taken.append(chunk)
-        size += len(chunk)
-        if size >= n:
+        pieces.append(memoryview(chunk)[:left])
+        left -= len(pieces[-1])
+        if left <= 0:
             break
-    head = b"".join(taken)
-    return head[:n], itertools.chain([head], chunks)
+    return b"".join(pieces), itertools.chain(taken, chunks)
 
 
 def _as_text(data: bytes) -> str | None:
