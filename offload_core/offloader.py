@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import IO, Any, BinaryIO, TypeVar, cast
 
 from ._utf8 import require_utf8
@@ -34,7 +35,7 @@ from .errors import (
 )
 from .events import ErrorEvent, ResolvedEvent, StoredEvent
 from .message import Attribute, OutgoingMessage
-from .pipeline import WriteResult, iter_chunks, open_verified, read_all, write_stream
+from .pipeline import WriteResult, choose_codec, iter_chunks, open_verified, read_all, write_stream
 from .plugins import Plugins, default_plugins
 from .pointer import EncodedPointer, Pointer, PointerFormat, Signature
 from .policy import Limits, Mode, Policy
@@ -284,17 +285,29 @@ class Offloader:
         """Store the payload (streamed, hashed, maybe compressed) and return its pointer."""
         start = time.perf_counter()
         now = datetime.now(timezone.utc)
+        expires = now + self.expires_after if self.expires_after else None
         try:
             if self.content_addressed:
                 payload, request = self._content_address(payload, now, content_type)
             else:
                 request = KeyRequest(now=now, content_type=content_type)
             key = self.key_naming(request)
+            size = _size_of(payload)  # before the first read moves a file's position
+            codec, chunks = choose_codec(self._codec, iter_chunks(payload))
+            metadata = {
+                "offload-size": None if size is None else str(size),
+                "offload-codec": codec.name,
+                "offload-checksum": self.checksum,
+                "offload-digest": request.digest,
+                "offload-expires": expires.isoformat() if expires else None,
+                "content-type": content_type,
+            }
             result = self._write(
                 key,
-                iter_chunks(payload),
+                chunks,
+                codec=codec,
                 exclusive=self.content_addressed,
-                metadata=_metadata(content_type),
+                metadata={name: value for name, value in metadata.items() if value},
             )
         except OffloadError as exc:
             self.plugins.notify(ErrorEvent("store", exc, self.store.url))
@@ -307,7 +320,7 @@ class Offloader:
             checksum=result.checksum,
             digest=result.digest,
             content_type=content_type,
-            expires=now + self.expires_after if self.expires_after else None,
+            expires=expires,
             dialect=self.pointer_format,
         )
         try:
@@ -327,27 +340,32 @@ class Offloader:
         return pointer
 
     def _write(
-        self, key: str, chunks: Iterable[Frozen], *, exclusive: bool, metadata: Mapping[str, str]
+        self,
+        key: str,
+        chunks: Iterable[Frozen],
+        *,
+        codec: Codec,
+        exclusive: bool,
+        metadata: Mapping[str, str],
     ) -> WriteResult:
         result: WriteResult | None = None
         hasher = self.plugins.get("checksum", self.checksum)()
+        write = partial(
+            write_stream,
+            codec=codec,
+            checksum=self.checksum,
+            hasher=hasher,
+            skip_incompressible=False,
+        )
         try:
             with self.store.open_write(key, metadata=metadata, exclusive=exclusive) as sink:
-                result = write_stream(
-                    chunks, sink, codec=self._codec, checksum=self.checksum, hasher=hasher
-                )
+                result = write(chunks, sink)
         except FileExistsError:
             if not exclusive:
                 raise
             # Same digest, same key: the object is already there. Describe it without storing.
             if result is None:
-                result = write_stream(
-                    chunks,
-                    cast(BinaryIO, _NullSink()),
-                    codec=self._codec,
-                    checksum=self.checksum,
-                    hasher=hasher,
-                )
+                result = write(chunks, cast(BinaryIO, _NullSink()))
         return result
 
     def _content_address(
@@ -518,8 +536,19 @@ class Offloader:
         raise LocationNotAllowedError(location)
 
 
-def _metadata(content_type: str | None) -> dict[str, str]:
-    return {"content-type": content_type} if content_type else {}
+def _size_of(payload: Payload) -> int | None:
+    """The byte length of ``payload`` if it is known before reading it: bytes-like objects,
+    ASCII text, and the rest of a seekable file."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return memoryview(payload).nbytes
+    if isinstance(payload, str):
+        return len(payload) if payload.isascii() else None
+    if (origin := _tell(payload)) is not None:
+        stream = cast(IO[bytes], payload)
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(origin)
+        return max(0, end - origin)
+    return None
 
 
 def _tell(payload: Payload) -> int | None:

@@ -41,6 +41,7 @@ __all__ = [
     "Payload",
     "VerifyingReader",
     "WriteResult",
+    "choose_codec",
     "is_frozen",
     "iter_chunks",
     "open_verified",
@@ -190,22 +191,16 @@ def write_stream(
     5 % (already compressed media, encrypted data), the payload is stored raw and the result's
     codec is ``"none"``, which the pointer must then carry.
     """
-    pieces = map(partial(_frozen, what="write_stream got"), chunks)
-    head: list[Frozen] = []
-    if codec.name != IdentityCodec.name and skip_incompressible:
-        sampled = 0
-        while sampled < SAMPLE_SIZE and (chunk := next(pieces, None)) is not None:
-            head.append(chunk)
-            sampled += len(chunk)
-        if looks_incompressible(b"".join(chunk[:SAMPLE_SIZE] for chunk in head)):
-            codec = IdentityCodec()
+    pieces: Iterator[Frozen] = map(partial(_frozen, what="write_stream got"), chunks)
+    if skip_incompressible:
+        codec, pieces = choose_codec(codec, pieces)
 
     size = stored_size = 0
     background = _BackgroundHasher(hasher)
 
     def hashed() -> Iterator[Frozen]:
         nonlocal size
-        for chunk in chain(head, pieces):
+        for chunk in pieces:
             background.update(chunk)
             size += len(chunk)
             yield chunk
@@ -221,6 +216,22 @@ def write_stream(
     return WriteResult(
         size=size, stored_size=stored_size, codec=codec.name, checksum=checksum, digest=digest
     )
+
+
+def choose_codec(codec: Codec, chunks: Iterable[Frozen]) -> tuple[Codec, Iterator[Frozen]]:
+    """``codec``, or no compression if the first 64 KiB of ``chunks`` would shrink by under 5 %
+    (already compressed media, encrypted data); and an iterator over all of ``chunks``."""
+    pieces = iter(chunks)
+    if codec.name == IdentityCodec.name:
+        return codec, pieces
+    head: list[Frozen] = []
+    sampled = 0
+    while sampled < SAMPLE_SIZE and (chunk := next(pieces, None)) is not None:
+        head.append(chunk)
+        sampled += len(chunk)
+    if looks_incompressible(b"".join(chunk[:SAMPLE_SIZE] for chunk in head)):
+        codec = IdentityCodec()
+    return codec, chain(head, pieces)
 
 
 def open_verified(

@@ -21,6 +21,7 @@ import sys
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -260,6 +261,28 @@ def test_metadata_is_visible_to_operators(make_store: MakeStore, s3: Any) -> Non
     head = s3.head_object(Bucket=store.bucket, Key=object_key(store, "k"))
     assert head["ContentType"] == "application/json"
     assert head["Metadata"] == {k.lower(): v for k, v in metadata.items()}
+
+
+@pytest.mark.parametrize("size", [1000, 2 * PART + 1], ids=["put", "multipart"])
+def test_an_offloaded_payload_says_what_it_is(make_store: MakeStore, s3: Any, size: int) -> None:
+    """What ``aws s3api head-object`` shows an operator about an object the Offloader wrote."""
+    store = make_store()
+    off = Offloader(store, compression="zstd", expires_after=timedelta(hours=1), mode="always")
+    payload = json.dumps(["x" * 40] * (size // 45)).encode()
+    message = off.prepare(payload, content_type="application/json")
+    assert message.pointer is not None
+    assert message.pointer.expires is not None
+    key = store.key_for(message.pointer.location)
+    assert key is not None
+    head = s3.head_object(Bucket=store.bucket, Key=object_key(store, key))
+    assert head["ContentType"] == "application/json"
+    assert head["Metadata"] == {
+        "offload-size": str(len(payload)),
+        "offload-codec": "zstd",
+        "offload-checksum": "sha256",
+        "offload-expires": message.pointer.expires.isoformat(),
+        "content-type": "application/json",
+    }
 
 
 @pytest.mark.parametrize(

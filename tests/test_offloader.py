@@ -8,8 +8,10 @@ import json
 import os
 import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -349,3 +351,67 @@ def test_a_bytes_payload_is_offloaded_without_copies(off: Offloader) -> None:
     assert message.pointer is not None
     assert off.resolve(message.body, message.attributes) == payload
     assert peak < 2 * 1024 * 1024
+
+
+# -- what a stored object says about itself -------------------------------------------------------
+
+
+def stored_metadata(off: Offloader, message: Any) -> Mapping[str, str] | None:
+    key = off.store.key_for(message.pointer.location)
+    assert key is not None
+    return off.store.info(key).metadata
+
+
+def test_stored_objects_carry_metadata_an_operator_can_read() -> None:
+    off = Offloader(
+        f"memory://meta-{uuid.uuid4().hex}",
+        compression="zstd",
+        expires_after=timedelta(days=7),
+        mode="always",
+    )
+    payload = json.dumps([{"id": n, "name": "item"} for n in range(5000)]).encode()
+    message = off.prepare(payload, content_type="application/json")
+    pointer = message.pointer
+    assert pointer is not None
+    assert pointer.expires is not None
+    assert stored_metadata(off, message) == {
+        "offload-size": str(len(payload)),
+        "offload-codec": "zstd",
+        "offload-checksum": "sha256",
+        "offload-expires": pointer.expires.isoformat(),
+        "content-type": "application/json",
+    }
+
+
+def test_metadata_names_the_codec_really_used() -> None:
+    off = Offloader(f"memory://meta-{uuid.uuid4().hex}", compression="zstd", mode="always")
+    message = off.prepare(os.urandom(200_000))  # incompressible: stored raw
+    assert message.pointer is not None
+    assert message.pointer.codec == "none"
+    metadata = stored_metadata(off, message)
+    assert metadata is not None
+    assert metadata["offload-codec"] == "none"
+
+
+def test_metadata_has_the_size_when_it_is_known_before_reading(tmp_path: Path) -> None:
+    off = Offloader(f"memory://meta-{uuid.uuid4().hex}", mode="always")
+    path = tmp_path / "payload"
+    path.write_bytes(b"h" * 100 + b"p" * 5000)
+    with path.open("rb") as file:
+        file.seek(100)  # the payload is the rest of the file
+        from_file = off.prepare(file)
+    assert from_file.pointer is not None
+    assert from_file.pointer.size == 5000
+    assert (stored_metadata(off, from_file) or {})["offload-size"] == "5000"
+    streamed = off.prepare(iter([b"a" * 3000, b"b" * 3000]))  # a one-shot stream: unknown
+    assert "offload-size" not in (stored_metadata(off, streamed) or {})
+    assert (stored_metadata(off, off.prepare("é" * 10)) or {}).get("offload-size") is None
+
+
+def test_content_addressed_objects_carry_their_digest() -> None:
+    off = Offloader(f"memory://meta-{uuid.uuid4().hex}", content_addressed=True, mode="always")
+    message = off.prepare(b"payload" * 1000)
+    assert message.pointer is not None
+    metadata = stored_metadata(off, message)
+    assert metadata is not None
+    assert metadata["offload-digest"] == message.pointer.digest
