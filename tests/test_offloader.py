@@ -18,13 +18,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offload_core import Attribute, Plugins, hookimpl
+from offload_core.delivery import Delivery
 from offload_core.errors import (
     DecompressionLimitError,
     DigestMismatchError,
     IncompatibleOptionsError,
+    IntegrityError,
     LocationNotAllowedError,
     MessageTooLargeError,
+    PayloadNotFoundError,
     PluginNotFoundError,
+    PointerError,
     SizeMismatchError,
 )
 from offload_core.offloader import Offloader
@@ -415,3 +419,44 @@ def test_content_addressed_objects_carry_their_digest() -> None:
     metadata = stored_metadata(off, message)
     assert metadata is not None
     assert metadata["offload-digest"] == message.pointer.digest
+
+
+# -- deliveries ---------------------------------------------------------------------------------
+
+
+def test_a_delivery_reads_inline_and_offloaded_payloads(off: Offloader) -> None:
+    team = {"team": Attribute.string("orders")}
+    inline = Delivery(off, '{"a": 1}', team)
+    assert (inline.offloaded, inline.payload(), inline.attributes) == (False, b'{"a": 1}', team)
+    sent = off.prepare(b"p" * 5000, attributes=team, limits=SMALL)
+    delivery = Delivery(off, sent.body, sent.attributes)
+    assert delivery.offloaded
+    assert delivery.attributes == team  # pointer markers removed
+    assert delivery.payload() == b"p" * 5000
+    delivery.check_deliverable()
+
+
+def test_a_delivery_remembers_why_its_payload_was_not_delivered(off: Offloader) -> None:
+    sent = off.prepare(b"p" * 5000, limits=SMALL)
+    opened = Delivery(off, sent.body, sent.attributes)
+    with opened.open() as stream:
+        stream.read(10)
+    with pytest.raises(IntegrityError, match="not verified"):
+        opened.check_deliverable()  # opened, not read to its end
+    assert sent.pointer is not None
+    off.discard(sent.pointer)
+    missing = Delivery(off, sent.body, sent.attributes)
+    with pytest.raises(PayloadNotFoundError):
+        missing.payload()
+    assert isinstance(missing.error, PayloadNotFoundError)
+    with pytest.raises(PayloadNotFoundError):
+        missing.check_deliverable()
+    malformed = Delivery(
+        off,
+        '["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3Key": "k"}]',
+        {"ExtendedPayloadSize": Attribute.number(10)},
+    )
+    assert isinstance(malformed.error, PointerError)
+    assert malformed.attributes == {}
+    with pytest.raises(PointerError):
+        malformed.open()

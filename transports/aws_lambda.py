@@ -43,20 +43,19 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import io
 import json
 import logging
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, Literal, TypeVar, cast, overload
+from typing import IO, Any, Literal, TypeVar, cast, overload
 
+from offload_core.delivery import Delivery
 from offload_core.detect import unwrap_sns
 from offload_core.errors import ConfigurationError, IntegrityError, OffloadError
 from offload_core.message import Attribute
-from offload_core.offloader import Offloader, Received
+from offload_core.offloader import Offloader
 from offload_core.pipeline import CHUNK_SIZE, VerifyingReader
-from offload_core.pointer import Pointer
 
 __all__ = [
     "BatchOutcome",
@@ -85,7 +84,7 @@ DEFAULT_SPOOL_MEMORY = 64 * 2**20
 _EVENT_FIELDS = frozenset({"id", "detail-type", "source", "detail"})
 
 
-class Record:
+class Record(Delivery):
     """One record of a Lambda event; its payload is read and verified only when asked for.
 
     A record whose pointer is malformed has :attr:`error` set and never yields a payload.
@@ -103,7 +102,6 @@ class Record:
         group_id: str | None = None,
         event: Mapping[str, Any] | None = None,
     ) -> None:
-        self.offloader = offloader
         #: The record as Lambda delivered it (for EventBridge, the event itself).
         self.raw = raw
         #: Which service delivered the record: ``"sqs"``, ``"sns"`` or ``"eventbridge"``.
@@ -114,54 +112,10 @@ class Record:
         self.group_id = group_id
         #: The EventBridge event the payload is the detail of (direct, or from an SQS body).
         self.event = event
-        self._received: Received | None = None
-        self.error: OffloadError | None = None
-        try:
-            self._received = offloader.parse(text, attributes or {})
-        except OffloadError as exc:
-            self.error = exc
-            self._attributes = Received("", attributes or {}).user_attributes
-        else:
-            self._attributes = self._received.user_attributes
+        super().__init__(offloader, text, attributes or {})
 
     def __repr__(self) -> str:
-        state = "failed" if self.error else "offloaded" if self.offloaded else "inline"
-        return f"<Record {self.source} {self.id} {state}>"
-
-    @property
-    def attributes(self) -> dict[str, Attribute]:
-        """The publisher's message attributes, without pointer markers (none for EventBridge)."""
-        return dict(self._attributes)
-
-    @property
-    def pointer(self) -> Pointer | None:
-        """Where the payload is stored; ``None`` for an inline payload or a malformed pointer."""
-        return self._received.pointer if self._received else None
-
-    @property
-    def offloaded(self) -> bool:
-        return self.pointer is not None
-
-    def _usable(self) -> Received:
-        if self.error is not None:
-            raise self.error
-        assert self._received is not None
-        return self._received
-
-    def payload(self) -> bytes:
-        """The payload as bytes, verified against the pointer's size and digest."""
-        received = self._usable()
-        if received.pointer is None:
-            return _inline(received)
-        return self.offloader.read_pointer(received.pointer)
-
-    def open(self) -> BinaryIO:
-        """The payload as a stream, verified as it is read: the read that reaches the end
-        raises if anything is wrong, so act on the data only then."""
-        received = self._usable()
-        if received.pointer is None:
-            return io.BytesIO(_inline(received))
-        return self.offloader.open_pointer(received.pointer)
+        return f"<Record {self.source} {self.id} {self._state()}>"
 
     def spool(
         self, max_memory: int = DEFAULT_SPOOL_MEMORY, directory: str | None = None
@@ -183,11 +137,6 @@ class Record:
     def json(self) -> Any:
         """The payload parsed as JSON."""
         return json.loads(self.payload())
-
-
-def _inline(received: Received) -> bytes:
-    body = received.body
-    return body.encode() if isinstance(body, str) else body
 
 
 # -- reading events ------------------------------------------------------------------------

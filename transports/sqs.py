@@ -26,15 +26,13 @@ the payload's only consumer, also deletes the payload, after SQS has deleted the
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping
-from typing import Any, BinaryIO, ClassVar, Final
+from typing import Any, ClassVar, Final
 
-from offload_core.errors import IntegrityError, OffloadError, TransportError
+from offload_core.delivery import Delivery
+from offload_core.errors import TransportError
 from offload_core.message import Attribute
-from offload_core.offloader import Offloader, Payload, Received
-from offload_core.pipeline import VerifyingReader
-from offload_core.pointer import Pointer
+from offload_core.offloader import Offloader, Payload
 
 from ._aws import (
     boto3_client,
@@ -76,13 +74,14 @@ SQS_MAX_MESSAGE_SIZE: Final = 1_048_576
 QueueInfo = DestinationInfo
 
 
-class SqsMessage:
+class SqsMessage(Delivery):
     """A received message: its payload (bytes, or a verified stream), the publisher's attributes
     (pointer markers removed, SNS envelope unwrapped), and acknowledge / release / extend.
 
     A message whose pointer is malformed, or whose payload is missing, corrupt or outside the
     allowed stores, never yields a payload and refuses :meth:`ack`; leave it to be redelivered
-    (and, after ``maxReceiveCount``, moved to the dead-letter queue).
+    (and, after ``maxReceiveCount``, moved to the dead-letter queue). Read a stream from
+    :meth:`open` to its end before :meth:`ack`.
     """
 
     def __init__(self, transport: SqsTransport, raw: Mapping[str, Any]) -> None:
@@ -92,90 +91,16 @@ class SqsMessage:
         self.message_id: str = raw.get("MessageId", "")
         #: The receipt handle SQS gave this delivery (never with payload markers embedded).
         self.receipt_handle: str = raw["ReceiptHandle"]
-        self._received: Received | None = None
-        self._error: OffloadError | None = None
-        self._stream: BinaryIO | None = None
         attributes = from_boto_attributes(raw.get("MessageAttributes"))
-        try:
-            self._received = transport.offloader.parse(raw.get("Body", ""), attributes)
-        except OffloadError as exc:
-            self._error = exc
-            self._attributes = Received("", attributes).user_attributes
-        else:
-            self._attributes = self._received.user_attributes
+        super().__init__(transport.offloader, raw.get("Body", ""), attributes)
 
     def __repr__(self) -> str:
-        state = "failed" if self._error else "offloaded" if self.offloaded else "inline"
-        return f"<SqsMessage {self.message_id} {state}>"
-
-    @property
-    def attributes(self) -> dict[str, Attribute]:
-        """The publisher's message attributes, without pointer markers."""
-        return dict(self._attributes)
+        return f"<SqsMessage {self.message_id} {self._state()}>"
 
     @property
     def system_attributes(self) -> dict[str, str]:
         """SQS's attributes of the message (``ApproximateReceiveCount``, ``SentTimestamp`` ...)."""
         return dict(self.raw.get("Attributes", {}))
-
-    @property
-    def pointer(self) -> Pointer | None:
-        """Where the payload is stored; ``None`` for an inline message or a malformed pointer."""
-        return self._received.pointer if self._received else None
-
-    @property
-    def offloaded(self) -> bool:
-        return self.pointer is not None
-
-    @property
-    def error(self) -> OffloadError | None:
-        """Why the payload could not be delivered, once that is known."""
-        return self._error
-
-    def payload(self) -> bytes:
-        """The payload as bytes, verified against the pointer's size and digest."""
-        received = self._usable()
-        if received.pointer is None:
-            return received.body.encode() if isinstance(received.body, str) else received.body
-        try:
-            return self._transport.offloader.read_pointer(received.pointer)
-        except OffloadError as exc:
-            self._error = exc
-            raise
-
-    def open(self) -> BinaryIO:
-        """The payload as a stream, verified as it is read: the read that reaches the end raises
-        if anything is wrong, so act on the data only then. Read it to the end before
-        :meth:`ack`."""
-        received = self._usable()
-        if received.pointer is None:
-            body = received.body
-            return io.BytesIO(body.encode() if isinstance(body, str) else body)
-        try:
-            self._stream = self._transport.offloader.open_pointer(received.pointer)
-        except OffloadError as exc:
-            self._error = exc
-            raise
-        return self._stream
-
-    def _usable(self) -> Received:
-        if self._error is not None:
-            raise self._error
-        assert self._received is not None
-        return self._received
-
-    def check_deliverable(self) -> None:
-        """Raise if the payload is known not to have been delivered intact: resolving it failed,
-        or a stream of it was opened and not verified to its end."""
-        if self._error is not None:
-            raise self._error
-        if isinstance(self._stream, VerifyingReader) and not self._stream.verified:
-            raise IntegrityError(
-                f"the payload of message {self.message_id} was opened but not verified (not read "
-                "to its end, or a check failed); read it to the end, or pass force=True",
-                location=self._stream.location,
-                check="unverified",
-            )
 
     def ack(self, *, force: bool = False) -> None:
         """Delete the message (and, with ``delete_payload``, then its payload). Refuses, unless

@@ -1,0 +1,115 @@
+"""A message as a consumer received it, its payload read only when asked for.
+
+:class:`Delivery` is what the transports' received-message types (an SQS message, a Lambda
+record) have in common: the publisher's attributes, the pointer if there is one, and the payload
+as bytes or as a verifying stream. Anything that stops the payload from being delivered intact
+is kept as :attr:`~Delivery.error`, so that the message is not acknowledged by mistake.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import BinaryIO
+
+from .errors import IntegrityError, OffloadError
+from .message import Attribute
+from .offloader import Offloader, Received
+from .pipeline import VerifyingReader
+from .pointer import Pointer
+
+__all__ = ["Delivery"]
+
+
+class Delivery:
+    """A received body and its attributes, parsed (no storage I/O) by ``offloader``.
+
+    A delivery whose pointer is malformed, or whose payload turned out missing, corrupt or
+    outside the allowed stores, has :attr:`error` set and never yields a payload.
+    """
+
+    def __init__(
+        self, offloader: Offloader, body: str | bytes, attributes: Mapping[str, Attribute]
+    ) -> None:
+        #: Reads the payload, and decides which stores it may come from.
+        self.offloader = offloader
+        self._received: Received | None = None
+        self._error: OffloadError | None = None
+        self._stream: BinaryIO | None = None
+        try:
+            self._received = offloader.parse(body, attributes)
+        except OffloadError as exc:
+            self._error = exc
+            self._attributes = Received("", attributes).user_attributes
+        else:
+            self._attributes = self._received.user_attributes
+
+    def _state(self) -> str:
+        return "failed" if self._error else "offloaded" if self.offloaded else "inline"
+
+    @property
+    def attributes(self) -> dict[str, Attribute]:
+        """The publisher's message attributes, without pointer markers."""
+        return dict(self._attributes)
+
+    @property
+    def pointer(self) -> Pointer | None:
+        """Where the payload is stored; ``None`` for an inline payload or a malformed pointer."""
+        return self._received.pointer if self._received else None
+
+    @property
+    def offloaded(self) -> bool:
+        return self.pointer is not None
+
+    @property
+    def error(self) -> OffloadError | None:
+        """Why the payload could not be delivered, once that is known."""
+        return self._error
+
+    def payload(self) -> bytes:
+        """The payload as bytes, verified against the pointer's size and digest."""
+        received = self._usable()
+        if received.pointer is None:
+            return _inline(received)
+        try:
+            return self.offloader.read_pointer(received.pointer)
+        except OffloadError as exc:
+            self._error = exc
+            raise
+
+    def open(self) -> BinaryIO:
+        """The payload as a stream, verified as it is read: the read that reaches the end raises
+        if anything is wrong, so act on the data only then."""
+        received = self._usable()
+        if received.pointer is None:
+            return io.BytesIO(_inline(received))
+        try:
+            self._stream = self.offloader.open_pointer(received.pointer)
+        except OffloadError as exc:
+            self._error = exc
+            raise
+        return self._stream
+
+    def check_deliverable(self) -> None:
+        """Raise if the payload is known not to have been delivered intact: resolving it failed,
+        or a stream of it was opened and not verified to its end."""
+        if self._error is not None:
+            raise self._error
+        if isinstance(self._stream, VerifyingReader) and not self._stream.verified:
+            raise IntegrityError(
+                f"the payload of {self!r} was opened but not verified (not read to its end, or a "
+                "check failed); read it to the end, or pass force=True",
+                location=self._stream.location,
+                check="unverified",
+            )
+
+    def _usable(self) -> Received:
+        if self._error is not None:
+            raise self._error
+        assert self._received is not None
+        return self._received
+
+
+def _inline(received: Received) -> bytes:
+    body = received.body
+    return body.encode() if isinstance(body, str) else body
