@@ -35,7 +35,15 @@ from .errors import (
 )
 from .events import ErrorEvent, ResolvedEvent, StoredEvent
 from .message import Attribute, OutgoingMessage
-from .pipeline import WriteResult, choose_codec, iter_chunks, open_verified, read_all, write_stream
+from .pipeline import (
+    PendingWrite,
+    WriteResult,
+    choose_codec,
+    iter_chunks,
+    open_verified,
+    read_all,
+    start_write,
+)
 from .plugins import Plugins, default_plugins
 from .pointer import EncodedPointer, Pointer, PointerFormat, Signature
 from .policy import Limits, Mode, Policy
@@ -348,25 +356,29 @@ class Offloader:
         exclusive: bool,
         metadata: Mapping[str, str],
     ) -> WriteResult:
-        result: WriteResult | None = None
-        hasher = self.plugins.get("checksum", self.checksum)()
+        pending: PendingWrite | None = None
         write = partial(
-            write_stream,
+            start_write,
             codec=codec,
             checksum=self.checksum,
-            hasher=hasher,
+            hasher=self.plugins.get("checksum", self.checksum)(),
             skip_incompressible=False,
         )
         try:
+            # The store commits (completes the upload) while the digest finishes hashing.
             with self.store.open_write(key, metadata=metadata, exclusive=exclusive) as sink:
-                result = write(chunks, sink)
+                pending = write(chunks, sink)
         except FileExistsError:
             if not exclusive:
                 raise
             # Same digest, same key: the object is already there. Describe it without storing.
-            if result is None:
-                result = write(chunks, cast(BinaryIO, _NullSink()))
-        return result
+            if pending is None:
+                pending = write(chunks, cast(BinaryIO, _NullSink()))
+        except BaseException:
+            if pending is not None:
+                pending.close()
+            raise
+        return pending.result()
 
     def _content_address(
         self, payload: Payload, now: datetime, content_type: str | None

@@ -39,6 +39,7 @@ __all__ = [
     "Frozen",
     "HashLike",
     "Payload",
+    "PendingWrite",
     "VerifyingReader",
     "WriteResult",
     "choose_codec",
@@ -46,6 +47,7 @@ __all__ = [
     "iter_chunks",
     "open_verified",
     "read_all",
+    "start_write",
     "write_stream",
 ]
 
@@ -76,27 +78,33 @@ class HashLike(Protocol):
 class _BackgroundHasher:
     """Feeds a hasher from one worker thread, in order, so hashing overlaps the caller's I/O.
 
-    Only immutable ``bytes`` of at least ``_BACKGROUND_MIN`` go to the thread; anything else is
-    hashed at once, after the queue has drained. At most ``_BACKGROUND_DEPTH`` pieces are queued,
-    so memory stays bounded. hashlib and the other built-in checksums release the GIL.
+    Pieces that cannot change (:func:`is_frozen`) are gathered into batches of about
+    ``CHUNK_SIZE`` bytes, each one hand-off to the thread; anything else is hashed at once,
+    after the queue has drained, and so is a last batch under ``_BACKGROUND_MIN``. At most
+    ``_BACKGROUND_DEPTH`` batches are queued, so memory stays bounded. hashlib and the other
+    built-in checksums release the GIL.
     """
 
     def __init__(self, hasher: HashLike) -> None:
         self._hasher = hasher
         self._queued: deque[Future[None]] = deque()
         self._executor: ThreadPoolExecutor | None = None
+        self._batch: list[ReadableBuffer] = []
+        self._batched = 0
 
     def update(self, data: ReadableBuffer) -> None:
-        if not isinstance(data, bytes) or len(data) < _BACKGROUND_MIN:
+        if not is_frozen(data):
+            self._flush()
             self._wait(0)
             self._hasher.update(data)
             return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="offload-hash")
-        self._wait(_BACKGROUND_DEPTH - 1)
-        self._queued.append(self._executor.submit(self._hasher.update, data))
+        self._batch.append(data)
+        self._batched += memoryview(data).nbytes
+        if self._batched >= CHUNK_SIZE:
+            self._flush()
 
     def hexdigest(self) -> str:
+        self._flush()
         self._wait(0)
         return self._hasher.hexdigest()
 
@@ -106,10 +114,28 @@ class _BackgroundHasher:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         self._queued.clear()
+        self._batch = []
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        size, self._batched = self._batched, 0
+        if size < _BACKGROUND_MIN:
+            self._wait(0)
+            _feed(self._hasher, batch)
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="offload-hash")
+        self._wait(_BACKGROUND_DEPTH - 1)
+        self._queued.append(self._executor.submit(_feed, self._hasher, batch))
 
     def _wait(self, keep: int) -> None:
         while len(self._queued) > keep:
             self._queued.popleft().result()
+
+
+def _feed(hasher: HashLike, pieces: list[ReadableBuffer]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
 
 
 def iter_chunks(payload: Payload, chunk_size: int = CHUNK_SIZE) -> Iterator[Frozen]:
@@ -191,6 +217,58 @@ def write_stream(
     5 % (already compressed media, encrypted data), the payload is stored raw and the result's
     codec is ``"none"``, which the pointer must then carry.
     """
+    with start_write(
+        chunks,
+        sink,
+        codec=codec,
+        checksum=checksum,
+        hasher=hasher,
+        skip_incompressible=skip_incompressible,
+    ) as written:
+        return written.result()
+
+
+class PendingWrite:
+    """Everything written to the sink, and the digest still being computed on the hashing
+    thread: :meth:`result` waits for it. Closing stops the thread (the digest is then lost)."""
+
+    def __init__(
+        self, size: int, stored_size: int, codec: str, checksum: str, hasher: _BackgroundHasher
+    ) -> None:
+        self.size = size
+        self.stored_size = stored_size
+        self.codec = codec
+        self.checksum = checksum
+        self._hasher = hasher
+
+    def result(self) -> WriteResult:
+        try:
+            digest = self._hasher.hexdigest()
+        finally:
+            self.close()
+        return WriteResult(self.size, self.stored_size, self.codec, self.checksum, digest)
+
+    def close(self) -> None:
+        self._hasher.close()
+
+    def __enter__(self) -> PendingWrite:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def start_write(
+    chunks: Iterable[Chunk],
+    sink: BinaryIO,
+    *,
+    codec: Codec,
+    checksum: str,
+    hasher: HashLike,
+    skip_incompressible: bool = True,
+) -> PendingWrite:
+    """:func:`write_stream`, returning once everything is written to ``sink`` and leaving the
+    digest to finish on the hashing thread, so that the caller can commit the sink meanwhile."""
     pieces: Iterator[Frozen] = map(partial(_frozen, what="write_stream got"), chunks)
     if skip_incompressible:
         codec, pieces = choose_codec(codec, pieces)
@@ -210,12 +288,10 @@ def write_stream(
             if out:
                 sink.write(out)
                 stored_size += len(out)
-        digest = background.hexdigest()
-    finally:
+    except BaseException:
         background.close()
-    return WriteResult(
-        size=size, stored_size=stored_size, codec=codec.name, checksum=checksum, digest=digest
-    )
+        raise
+    return PendingWrite(size, stored_size, codec.name, checksum, background)
 
 
 def choose_codec(codec: Codec, chunks: Iterable[Frozen]) -> tuple[Codec, Iterator[Frozen]]:

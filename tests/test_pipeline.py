@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import offload_core.builtin
-from offload_core import Plugins
+from offload_core import Plugins, pipeline
 from offload_core.codecs import Codec, IdentityCodec, ZstdCodec
 from offload_core.errors import (
     DecompressionLimitError,
@@ -36,6 +36,7 @@ from offload_core.pipeline import (
     iter_chunks,
     open_verified,
     read_all,
+    start_write,
     write_stream,
 )
 
@@ -351,6 +352,88 @@ def test_no_hashing_thread_outlives_its_stream(tmp_path: Path) -> None:
     result = store(tmp_path / "stored", data, chunk_size=MIB)
     with open_stored(tmp_path / "stored", result) as reader:
         reader.read(2 * MIB)  # leaves hashing work queued
+    assert not [t for t in threading.enumerate() if t.name.startswith("offload-hash")]
+
+
+class RecordingHasher:
+    """sha256, noting the thread and size of every update."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.updates: list[tuple[str, int]] = []
+
+    def update(self, data: Any) -> None:
+        self.updates.append((threading.current_thread().name, memoryview(data).nbytes))
+        self._sha.update(data)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def test_stream_blocks_are_hashed_in_batches_on_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(20 * MIB)
+    result = store(tmp_path / "stored", data)
+    hasher = RecordingHasher()
+    batches: list[int] = []
+    feed = pipeline._feed
+
+    def counted(target: Any, pieces: list[Any]) -> None:
+        batches.append(len(pieces))
+        feed(target, pieces)
+
+    monkeypatch.setattr(pipeline, "_feed", counted)
+    with open_stored(tmp_path / "stored", result, hasher=hasher) as reader:
+        while reader.read(MIB):  # bytes: kept, and hashed on the worker a batch at a time
+            pass
+        assert reader.verified
+    assert batches == [8, 8, 4]  # three hand-offs for twenty blocks
+    workers = [size for thread, size in hasher.updates if thread.startswith("offload-hash")]
+    assert sum(workers) >= 16 * MIB
+    assert len(hasher.updates) == 20  # every block, in order, none twice
+    assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_readinto_a_callers_buffer_is_hashed_at_once(tmp_path: Path) -> None:
+    """The caller may reuse its buffer as soon as readinto returns."""
+    data = os.urandom(4 * MIB)
+    result = store(tmp_path / "stored", data)
+    hasher = RecordingHasher()
+    buffer = bytearray(MIB)
+    with open_stored(tmp_path / "stored", result, hasher=hasher) as reader:
+        while reader.readinto(buffer):
+            buffer[:] = bytes(MIB)  # reused
+        assert reader.verified
+    assert {thread for thread, _ in hasher.updates} == {threading.current_thread().name}
+
+
+def test_a_write_can_commit_before_its_digest_is_done(tmp_path: Path) -> None:
+    data = os.urandom(24 * MIB)
+    with (tmp_path / "stored").open("wb") as sink:
+        pending = start_write(
+            iter_chunks(data),
+            sink,
+            codec=IdentityCodec(),
+            checksum="sha256",
+            hasher=RecordingHasher(),
+        )
+    result = pending.result()  # after the sink is closed
+    assert (result.size, result.stored_size) == (len(data), len(data))
+    assert result.digest == hashlib.sha256(data).hexdigest()
+    assert not [t for t in threading.enumerate() if t.name.startswith("offload-hash")]
+
+
+def test_a_pending_write_that_is_closed_stops_its_thread(tmp_path: Path) -> None:
+    with (tmp_path / "stored").open("wb") as sink:
+        pending = start_write(
+            iter_chunks(os.urandom(24 * MIB)),
+            sink,
+            codec=IdentityCodec(),
+            checksum="sha256",
+            hasher=hashlib.sha256(),
+        )
+    pending.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("offload-hash")]
 
 
