@@ -92,8 +92,10 @@ class _BackgroundHasher:
         self._batch: list[ReadableBuffer] = []
         self._batched = 0
 
-    def update(self, data: ReadableBuffer) -> None:
-        if not is_frozen(data):
+    def update(self, data: ReadableBuffer, *, stable: bool = False) -> None:
+        """Hash ``data``; ``stable`` promises that it will not change until :meth:`hexdigest`
+        (or :meth:`close`) returns, like a piece that :func:`is_frozen`."""
+        if not (stable or is_frozen(data)):
             self._flush()
             self._wait(0)
             self._hasher.update(data)
@@ -136,6 +138,7 @@ class _BackgroundHasher:
 def _feed(hasher: HashLike, pieces: list[ReadableBuffer]) -> None:
     for piece in pieces:
         hasher.update(piece)
+    pieces.clear()  # before the caller learns the batch is done: no view of its buffer remains
 
 
 def iter_chunks(payload: Payload, chunk_size: int = CHUNK_SIZE) -> Iterator[Frozen]:
@@ -410,12 +413,17 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
         return self.read(CHUNK_SIZE if size < 0 else size)
 
     def readinto(self, buffer: WriteableBuffer) -> int:
+        return self._readinto(buffer, stable=False)
+
+    def _readinto(self, buffer: WriteableBuffer, *, stable: bool) -> int:
+        """``readinto``; ``stable``: the caller leaves the bytes read alone until the end is
+        verified, so they may be hashed on the worker thread meanwhile."""
         self._check_open()
         view = memoryview(buffer).cast("B")
         if self.verified or not view:
             return 0
         count = self._pull(readinto, self._stream, view)
-        self._account(view[:count])
+        self._account(view[:count], stable=stable)
         return count
 
     readinto1 = readinto
@@ -448,7 +456,7 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
         except IntegrityError as exc:
             self._fail(exc)
 
-    def _account(self, data: ReadableBuffer) -> None:
+    def _account(self, data: ReadableBuffer, *, stable: bool = False) -> None:
         count = len(memoryview(data))
         if not count:
             self._finish()
@@ -459,7 +467,7 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
                 SizeMismatchError(expected=self.size, actual=self._count, location=self.location)
             )
         if self._hasher is not None:
-            self._hasher.update(data)
+            self._hasher.update(data, stable=stable)
         if self.size is not None and self._count == self.size:
             self._account(self._pull(self._stream.read, 1))  # settle the end now
 
@@ -490,7 +498,8 @@ def read_all(reader: BinaryIO) -> bytes:
     """Everything ``reader`` has left, as one ``bytes`` built in one buffer.
 
     With a :class:`VerifyingReader` of known size the buffer is allocated once at that size and
-    filled in place, so peak memory is the payload size, not twice it.
+    filled in place, so peak memory is the payload size, not twice it; what is filled is never
+    written again, so it is hashed on the worker thread while the rest arrives.
     """
     buffer = io.BytesIO()
     if isinstance(reader, VerifyingReader) and reader.size is not None:
@@ -500,7 +509,7 @@ def read_all(reader: BinaryIO) -> bytes:
             buffer.write(b"\0")  # grows the buffer to exactly `left` bytes
             with buffer.getbuffer() as view:
                 filled = 0
-                while filled < left and (count := reader.readinto(view[filled:])):
+                while filled < left and (count := reader._readinto(view[filled:], stable=True)):
                     filled += count
             buffer.truncate(filled)
             buffer.seek(filled)

@@ -408,6 +408,27 @@ def test_readinto_a_callers_buffer_is_hashed_at_once(tmp_path: Path) -> None:
     assert {thread for thread, _ in hasher.updates} == {threading.current_thread().name}
 
 
+def test_read_all_hashes_what_it_filled_on_the_worker(tmp_path: Path) -> None:
+    data = os.urandom(20 * MIB)
+    result = store(tmp_path / "stored", data)
+    hasher = RecordingHasher()
+    with open_stored(tmp_path / "stored", result, hasher=hasher) as reader:
+        assert read_all(reader) == data
+        assert reader.verified
+    workers = [size for thread, size in hasher.updates if thread.startswith("offload-hash")]
+    assert sum(workers) >= 16 * MIB
+    assert sum(size for _, size in hasher.updates) == len(data)
+
+
+def test_read_all_of_a_corrupted_payload_fails(tmp_path: Path) -> None:
+    data = bytearray(os.urandom(20 * MIB))
+    result = store(tmp_path / "stored", bytes(data))
+    data[15 * MIB] ^= 1
+    (tmp_path / "stored").write_bytes(data)
+    with open_stored(tmp_path / "stored", result) as reader, pytest.raises(DigestMismatchError):
+        read_all(reader)
+
+
 def test_a_write_can_commit_before_its_digest_is_done(tmp_path: Path) -> None:
     data = os.urandom(24 * MIB)
     with (tmp_path / "stored").open("wb") as sink:
