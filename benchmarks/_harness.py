@@ -163,6 +163,8 @@ class Row:
     checksum: str = "-"
     #: Scenarios of the same table, size and data whose fastest is this row's baseline.
     baselines: tuple[str, ...] = ()
+    #: How the scenario ran beyond the fields above: endpoint, reads, store options, and with
+    #: zstd its level and worker threads (``{"zstd": {"level": 1, "threads": 2}}``).
     config: dict[str, Any] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -282,6 +284,7 @@ class Harness:
                     compression="zstd" if scenario == "zstd" else "none",
                     checksum=checksum,
                     baselines=("plain copy",),
+                    config={"zstd": zstd_settings({})} if scenario == "zstd" else {},
                 )
                 source = self.payloads.get(data, size)
                 run = functools.partial(_pipeline_run, scenario, checksum, source, workdir, name)
@@ -416,6 +419,11 @@ class Harness:
         for size in sizes:
             jobs = []
             for label, data, client_name, io in scenarios:
+                # SNS's "ours-zstd" compresses as SQS's does: zstd at the codec's defaults.
+                compression, options = sqs_bench.OURS.get(client_name, (None, {}))
+                config: dict[str, Any] = {"store_options": self.plan.store_options}
+                if compression == "zstd":
+                    config["zstd"] = zstd_settings(options)
                 row = self.row(
                     suite=suite,
                     table=f"{service} {what}",
@@ -424,10 +432,10 @@ class Harness:
                     data=data,
                     client="official" if client_name == "official" else "offload",
                     io=io,
-                    compression="zstd" if client_name == "ours-zstd" else "none",
+                    compression=compression or "none",
                     checksum="-" if client_name == "official" else "sha256",
                     baselines=("official",),
-                    config={"store_options": self.plan.store_options},
+                    config=config,
                 )
                 source = self.payloads.get(data, size)
                 run = functools.partial(large, client_name, io, source)
@@ -443,6 +451,15 @@ PIPELINE_NAMES = {
     "offloader": "Offloader, local store, {checksum}",
     "zstd": "pipeline + zstd, {checksum}",
 }
+
+
+def zstd_settings(options: dict[str, Any]) -> dict[str, int]:
+    """The level and worker threads (0: none, on the caller's thread) of a
+    :class:`~offload_core.codecs.ZstdCodec` made with ``options``, for a row's ``config``."""
+    from offload_core.codecs import ZstdCodec
+
+    codec = ZstdCodec(**options)
+    return {"level": codec.level, "threads": codec.threads}
 
 
 def _pipeline_run(

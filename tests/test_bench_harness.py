@@ -6,10 +6,12 @@ back with positive figures, and that the JSON, Markdown and PNG files hold them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -99,3 +101,139 @@ def test_json_markdown_and_plots_are_written(run: tuple[Path, dict[str, Any]]) -
         assert image.startswith(b"\x89PNG\r\n\x1a\n")
         assert len(image) > 10_000
         assert f"]({name})" in markdown
+
+
+# -- the zstd settings of the SQS suite, without a server ------------------------------------
+
+FAST = "ours + zstd level 1, 2 threads, stream"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> dict[str, ModuleType]:
+    """The harness, the report and the SQS benchmark, imported from ``benchmarks/``."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import _harness
+    import _report
+    import sqs_bench
+
+    return {"harness": _harness, "report": _report, "sqs": sqs_bench}
+
+
+def test_fast_zstd_client_runs_level_1_on_two_threads(bench: dict[str, ModuleType]) -> None:
+    from offload_core.codecs import ZstdCodec
+
+    sqs_bench = bench["sqs"]
+    labels = [label for label, *_ in sqs_bench.LARGE]
+    assert labels.index(FAST) == labels.index("ours + zstd, stream") + 1
+    assert (FAST, "json", "ours-zstd-fast", "file") in sqs_bench.LARGE
+    assert {c for _, _, c, _ in sqs_bench.LARGE} - {"official"} == set(sqs_bench.OURS)
+    storage = {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}
+    cfg = {"bucket": "bench-bucket", "storage": storage}
+    fast = sqs_bench.offloader(cfg, "ours-zstd-fast")
+    default = sqs_bench.offloader(cfg, "ours-zstd")
+    assert fast.compression == default.compression == "zstd"
+    assert (fast._codec.level, fast._codec.threads) == (1, 2)
+    defaults = ZstdCodec()
+    assert (default._codec.level, default._codec.threads) == (defaults.level, defaults.threads)
+    assert sqs_bench.offloader(cfg).compression == "none"
+
+
+#: Fake fastest times of the large SQS runs by (client, in/out): official 1 s.
+SECONDS = {
+    ("official", "str"): 1.0,
+    ("ours", "bytes"): 0.9,
+    ("ours", "file"): 0.95,
+    ("ours-zstd", "bytes"): 0.45,  # 2.22x: met
+    ("ours-zstd", "file"): 0.55,  # 1.82x: not met
+    ("ours-zstd-fast", "file"): 0.4,  # 2.50x: met
+}
+
+
+def _fake_sqs_suite(bench: dict[str, ModuleType], workdir: Path) -> list[dict[str, Any]]:
+    """The SQS suite's rows at 10 MiB, filled with :data:`SECONDS` instead of real runs."""
+    _harness, sqs_bench = bench["harness"], bench["sqs"]
+    harness = _harness.Harness(_harness.QUICK, workdir, log=lambda line: None)
+    harness.payloads.get = lambda kind, size: workdir / kind  # type: ignore[method-assign]
+
+    def small(which: str) -> dict[str, dict[str, Any]]:
+        if which == "official":
+            return {"official": {"seconds": 0.003, "peak_rss_mib": 1.0}}
+        return {
+            "raw": {"seconds": 0.002, "peak_rss_mib": 1.0},
+            "ours": {"seconds": 0.002, "peak_rss_mib": 1.0, "stored": 0},
+        }
+
+    def large(client: str, io: str, source: Path) -> dict[str, dict[str, Any]]:
+        zstd = client.startswith("ours-zstd")
+        figures = {"seconds": SECONDS[client, io], "peak_rss_mib": 20.0}
+        figures |= {"stored_as": "zstd" if zstd else "none", "stored_ratio": 0.35 if zstd else 1}
+        return {"": figures}
+
+    size = 10 * _harness.MIB
+    harness._messaging_suite("sqs", "SQS", small, large, sqs_bench.LARGE, (size,))
+    entries: list[dict[str, Any]] = _harness.summarize(harness.rows)
+    return entries
+
+
+def test_fast_zstd_row_is_recorded_and_judged_on_its_own(
+    bench: dict[str, ModuleType], tmp_path: Path
+) -> None:
+    entries = _fake_sqs_suite(bench, tmp_path)
+    large = {(e["data"], e["scenario"]): e for e in entries if e["size"] > 1024}
+    assert len(large) == len(bench["sqs"].LARGE)
+    fast = large["json", FAST]
+    assert (fast["compression"], fast["config"]["zstd"]) == ("zstd", {"level": 1, "threads": 2})
+    for name in ("ours + zstd", "ours + zstd, stream"):
+        assert large["json", name]["compression"] == "zstd"
+        assert large["json", name]["config"]["zstd"] == {"level": 3, "threads": 0}
+    for key in (("json", "official"), ("text", "ours"), ("text", "ours, stream")):
+        assert large[key]["compression"] == "none"
+        assert "zstd" not in large[key]["config"]
+    assert fast["baseline"] == "official"
+    assert fast["vs_baseline_best"] == pytest.approx(2.5)
+
+    targets = bench["report"].targets(entries)
+    json_targets = {
+        t["scope"]: t for t in targets if t["target"].startswith("JSON with zstd: ≥ 2x faster")
+    }
+    assert {scope: t["met"] for scope, t in json_targets.items()} == {
+        "10 MiB, ours + zstd": True,
+        "10 MiB, ours + zstd, stream": False,
+        f"10 MiB, {FAST}": True,
+    }
+    assert json_targets[f"10 MiB, {FAST}"]["measured"].startswith("2.50x")
+    memory = [t for t in targets if t["scope"] == f"10 MiB, {FAST}" and "RSS" in t["target"]]
+    assert [t["target"] for t in memory] == ["file in/out: peak RSS ≤ +64 MiB"]
+    # Results written before the rows recorded their zstd settings are judged the same way.
+    old = [{**e, "config": {k: v for k, v in e["config"].items() if k != "zstd"}} for e in entries]
+    assert bench["report"].targets(old) == targets
+
+
+def test_report_shows_the_fast_zstd_row(bench: dict[str, ModuleType], tmp_path: Path) -> None:
+    _harness, _report = bench["harness"], bench["report"]
+    entries = _fake_sqs_suite(bench, tmp_path)
+    plan = dataclasses.asdict(_harness.QUICK)
+    report = {
+        "mode": "quick",
+        "command": "python benchmarks/run.py --quick",
+        "started": "2024-01-01 00:00 UTC",
+        "duration_seconds": 1.0,
+        "load_average": {"start": [], "end": []},
+        "machine": _report.machine(),
+        "plan": plan,
+        "configurations": _report.configuration_notes(plan),
+        "targets": _report.targets(entries),
+        "skipped": [],
+        "results": entries,
+    }
+    markdown = _report.markdown(report, [])
+    assert "the SQS table also shows level 1 with 2 worker threads" in markdown
+    assert f"| 5 | JSON with zstd: ≥ 2x faster than the official client | 10 MiB, {FAST} |" in (
+        markdown
+    )
+    table = markdown.split("## SQS send + receive + delete")[1]
+    row = next(line for line in table.splitlines() if f"| {FAST} |" in line)
+    assert "| json |" in row
+    assert "| file |" in row
+    assert "| zstd (0.350) |" in row
+    assert "| 2.50 (2.50) |" in row
