@@ -36,6 +36,7 @@ from .errors import (
 from .events import ErrorEvent, ResolvedEvent, StoredEvent
 from .message import Attribute, OutgoingMessage
 from .pipeline import (
+    CHUNK_SIZE,
     PendingWrite,
     WriteResult,
     choose_codec,
@@ -60,6 +61,9 @@ T = TypeVar("T")
 Payload = (
     bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes | bytearray | memoryview]
 )
+
+#: Bytes per read of a payload that is being compressed.
+_COMPRESSED_READ = 1024 * 1024
 
 #: Attribute names that pointer formats set; a caller may not use them.
 RESERVED_ATTRIBUTES = frozenset({"ExtendedPayloadSize", "SQSLargePayloadSize", "S3MessageBodyKey"})
@@ -301,7 +305,9 @@ class Offloader:
                 request = KeyRequest(now=now, content_type=content_type)
             key = self.key_naming(request)
             size = _size_of(payload)  # before the first read moves a file's position
-            codec, chunks = choose_codec(self._codec, iter_chunks(payload))
+            # Compressed output, not the reads, fills the store's parts: small reads hold less.
+            read_size = CHUNK_SIZE if self._codec.name == "none" else _COMPRESSED_READ
+            codec, chunks = choose_codec(self._codec, iter_chunks(payload, read_size))
             metadata = {
                 "offload-size": None if size is None else str(size),
                 "offload-codec": codec.name,

@@ -60,10 +60,13 @@ _R = TypeVar("_R")
 
 #: Default piece size: what one read of a payload file returns and what one stored part holds.
 CHUNK_SIZE = 8 * 1024 * 1024
-#: Pieces at least this large are hashed on a worker thread, overlapping the caller's I/O.
+#: Batches at least this large are hashed on a worker thread, overlapping the caller's I/O.
 _BACKGROUND_MIN = 1024 * 1024
-#: Pieces queued for the hashing thread at most; the caller waits beyond that.
-_BACKGROUND_DEPTH = 2
+#: Pieces are handed to the hashing thread in batches of about this many bytes.
+_BATCH_SIZE = 4 * 1024 * 1024
+#: Batches queued for the hashing thread at most; the caller waits beyond that. One batch
+#: hashing while the next gathers keeps what the hasher holds on to under two batches.
+_BACKGROUND_DEPTH = 1
 
 
 @runtime_checkable
@@ -79,7 +82,7 @@ class _BackgroundHasher:
     """Feeds a hasher from one worker thread, in order, so hashing overlaps the caller's I/O.
 
     Pieces that cannot change (:func:`is_frozen`) are gathered into batches of about
-    ``CHUNK_SIZE`` bytes, each one hand-off to the thread; anything else is hashed at once,
+    ``_BATCH_SIZE`` bytes, each one hand-off to the thread; anything else is hashed at once,
     after the queue has drained, and so is a last batch under ``_BACKGROUND_MIN``. At most
     ``_BACKGROUND_DEPTH`` batches are queued, so memory stays bounded. hashlib and the other
     built-in checksums release the GIL.
@@ -102,7 +105,7 @@ class _BackgroundHasher:
             return
         self._batch.append(data)
         self._batched += memoryview(data).nbytes
-        if self._batched >= CHUNK_SIZE:
+        if self._batched >= _BATCH_SIZE:
             self._flush()
 
     def hexdigest(self) -> str:
@@ -121,6 +124,8 @@ class _BackgroundHasher:
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
         size, self._batched = self._batched, 0
+        if not batch:
+            return
         if size < _BACKGROUND_MIN:
             self._wait(0)
             _feed(self._hasher, batch)

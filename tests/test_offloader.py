@@ -460,3 +460,23 @@ def test_a_delivery_remembers_why_its_payload_was_not_delivered(off: Offloader) 
     assert malformed.attributes == {}
     with pytest.raises(PointerError):
         malformed.open()
+
+
+def test_a_file_being_compressed_is_read_in_small_pieces(tmp_path: Path, store_url: str) -> None:
+    """Compressed output fills the store's parts, so large reads would only be held longer."""
+    path = tmp_path / "payload.json"
+    with path.open("wb") as file:
+        for n in range(48):
+            file.write(json.dumps([{"n": n, "row": r} for r in range(40_000)]).encode())
+    off = Offloader(store_url, compression="zstd", mode="always")
+    tracemalloc.start()
+    try:
+        with path.open("rb") as file:
+            message = off.prepare(file)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert message.pointer is not None
+    assert message.pointer.codec == "zstd"
+    assert message.pointer.size == path.stat().st_size > 40 * 1024 * 1024
+    assert peak < 12 * 1024 * 1024

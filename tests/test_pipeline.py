@@ -388,7 +388,7 @@ def test_stream_blocks_are_hashed_in_batches_on_the_worker(
         while reader.read(MIB):  # bytes: kept, and hashed on the worker a batch at a time
             pass
         assert reader.verified
-    assert batches == [8, 8, 4]  # three hand-offs for twenty blocks
+    assert batches == [4, 4, 4, 4, 4]  # five hand-offs for twenty blocks
     workers = [size for thread, size in hasher.updates if thread.startswith("offload-hash")]
     assert sum(workers) >= 16 * MIB
     assert len(hasher.updates) == 20  # every block, in order, none twice
