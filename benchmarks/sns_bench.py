@@ -17,13 +17,12 @@ The parent passes the endpoint and credentials in the environment (:func:`sqs_be
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from sqs_bench import WARMUP, _memory, _peak_over
+from sqs_bench import WARMUP, _memory, _peak_over, time_sends
 from sqs_bench import run_child as _run_child
 
 #: (label, data, client, input) of the large-payload runs, in table order.
@@ -87,19 +86,7 @@ def child_small(cfg: dict[str, Any]) -> dict[str, Any]:
             "raw": lambda: raw.publish(TopicArn=arn, Message=body),
             "ours": lambda: topic.send(body),
         }
-    times: dict[str, list[float]] = {name: [] for name in senders}
-    baseline, precise = 0, False
-    for i in range(cfg["warmup"] + cfg["count"]):
-        if i == cfg["warmup"]:
-            baseline, precise = _memory()
-        order = list(senders) if i % 2 else list(reversed(senders))
-        for name in order:
-            start = time.perf_counter()
-            senders[name]()
-            if i >= cfg["warmup"]:
-                times[name].append(time.perf_counter() - start)
-    out: dict[str, Any] = {name: statistics.median(t) for name, t in times.items()}
-    out["peak_mib"] = _peak_over(baseline, precise)
+    out = time_sends(senders, cfg["warmup"], cfg["count"])
     if cfg["client"] != "official":
         out["stored"] = len(list(topic.offloader.store.list()))
     return out

@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,33 @@ def _ours(cfg: dict[str, Any], client: Any, name: str = "ours") -> Any:
     return queue
 
 
+def time_sends(
+    senders: dict[str, Callable[[], object]],
+    warmup: int,
+    count: int,
+    every_fifth: Callable[[], object] | None = None,
+) -> dict[str, Any]:
+    """The median time of each sender's call, the senders alternating in turn, after
+    ``warmup`` untimed rounds; ``peak_mib`` is the peak RSS growth over the timed rounds.
+    ``every_fifth`` runs (untimed) after every fifth round."""
+    times: dict[str, list[float]] = {name: [] for name in senders}
+    baseline, precise = 0, False
+    for i in range(warmup + count):
+        if i == warmup:
+            baseline, precise = _memory()
+        order = list(senders) if i % 2 else list(reversed(senders))
+        for name in order:
+            start = time.perf_counter()
+            senders[name]()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+        if every_fifth is not None and i % 5 == 4:
+            every_fifth()
+    out: dict[str, Any] = {name: statistics.median(t) for name, t in times.items()}
+    out["peak_mib"] = _peak_over(baseline, precise)
+    return out
+
+
 def child_small(cfg: dict[str, Any]) -> dict[str, Any]:
     """Alternating raw and offload sends of 1 KiB; or the official client's, alone."""
     import boto3
@@ -146,23 +174,8 @@ def child_small(cfg: dict[str, Any]) -> dict[str, Any]:
             "raw": lambda: sqs.send_message(QueueUrl=url, MessageBody=body),
             "ours": lambda: queue.send(body),
         }
-    times: dict[str, list[float]] = {name: [] for name in senders}
-    baseline, precise = 0, False
-    for i in range(cfg["warmup"] + cfg["count"]):
-        if i == cfg["warmup"]:
-            baseline, precise = _memory()
-        order = list(senders) if i % 2 else list(reversed(senders))
-        for name in order:
-            start = time.perf_counter()
-            senders[name]()
-            if i >= cfg["warmup"]:
-                times[name].append(time.perf_counter() - start)
-        if i % 5 == 4:
-            _drain(sqs, url)
-    peak = _peak_over(baseline, precise)
+    out = time_sends(senders, cfg["warmup"], cfg["count"], every_fifth=lambda: _drain(sqs, url))
     _drain(sqs, url)
-    out: dict[str, Any] = {name: statistics.median(t) for name, t in times.items()}
-    out["peak_mib"] = peak
     if cfg["client"] != "official":
         out["stored"] = len(list(queue.offloader.store.list()))
     return out
