@@ -239,66 +239,6 @@ def test_gc_dry_run_then_delete(env: dict[str, str], tmp_path: Path) -> None:
     assert "--older-than" in one_line_error(bad)
 
 
-def test_lifecycle_prints_a_configuration(env: dict[str, str]) -> None:
-    out = run(env, "lifecycle", "s3://payloads/orders", "--days", "7", "--json")
-    assert out.returncode == 0, out.stderr
-    (rule,) = json.loads(out.stdout)["Rules"]
-    assert rule["Filter"] == {"Prefix": "orders/"}
-    assert rule["Expiration"] == {"Days": 7}
-    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
-    hinted = run(env, "lifecycle", "s3://payloads", "--days", "3")
-    assert "put-bucket-lifecycle-configuration --bucket payloads" in hinted.stderr
-    assert run(env, "lifecycle", "file:///srv/p", "--days", "3").returncode == 2
-
-
-def test_policy_prints_every_document(env: dict[str, str]) -> None:
-    out = run(
-        env,
-        "policy",
-        "--publisher", "111122223333",
-        "--subscriber", "444455556666",
-        "--subscriber", "777788889999",
-        "--bucket", "payloads",
-        "--prefix", "orders",
-        "--kms-key", "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        "--topic", "arn:aws:sns:us-east-1:111122223333:orders",
-        "--queue", "arn:aws:sqs:eu-west-1:444455556666:orders",
-        "--json",
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    docs = json.loads(out.stdout)
-    assert set(docs) == {
-        "bucket_policy",
-        "kms_key_policy_statements",
-        "topic_policy",
-        "queue_policy",
-        "publisher_identity_policy",
-        "subscriber_identity_policy",
-    }
-    readers = [s for s in docs["bucket_policy"]["Statement"] if s["Action"] == "s3:GetObject"]
-    assert readers == [
-        {
-            "Sid": "SubscribersReadPayloads",
-            "Effect": "Allow",
-            "Principal": {
-                "AWS": ["arn:aws:iam::444455556666:root", "arn:aws:iam::777788889999:root"]
-            },
-            "Action": "s3:GetObject",
-            "Resource": "arn:aws:s3:::payloads/orders/*",
-        }
-    ]
-    (send,) = docs["queue_policy"]["Statement"]
-    assert send["Condition"]["ArnEquals"]["aws:SourceArn"].endswith(":orders")
-
-
-def test_policy_rejects_a_bad_account_in_one_line(env: dict[str, str]) -> None:
-    out = run(
-        env, "policy", "--publisher", "12345", "--subscriber", "444455556666", "--bucket", "b1"
-    )
-    assert out.returncode == 2
-    assert "12-digit" in one_line_error(out)
-
-
 def test_get_draws_a_progress_bar_on_a_terminal(env: dict[str, str], tmp_path: Path) -> None:
     termios = pytest.importorskip("termios", reason="needs a POSIX terminal")
     import fcntl

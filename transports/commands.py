@@ -6,7 +6,9 @@ import sys
 
 import click
 
-from offload_core.cli import _print_json, _progress
+from offload_core.cli import _json_option, _print_json, _progress
+
+from .policies import access_policies, lifecycle_configuration
 
 
 @click.command()
@@ -40,3 +42,79 @@ def demo(size_mib: int, local: bool, as_json: bool) -> None:
         _print_json(report.to_json())
     if not report.ok:
         sys.exit(1)
+
+
+@click.command()
+@click.argument("store", metavar="STORE")
+@click.option("--days", required=True, type=click.IntRange(1), help="Expire payloads after N days.")
+@click.option("--prefix", default="", help="Key prefix under the store's root.")
+@_json_option
+def lifecycle(store: str, days: int, prefix: str, as_json: bool) -> None:
+    """Print (never apply) the S3 lifecycle configuration for an s3:// STORE."""
+    config = lifecycle_configuration(store, days, prefix)
+    _print_json(config)
+    if not as_json:
+        bucket = store.removeprefix("s3://").split("/", 1)[0]
+        click.echo(
+            f"# apply: aws s3api put-bucket-lifecycle-configuration --bucket {bucket} "
+            "--lifecycle-configuration file://lifecycle.json\n"
+            "# this replaces the bucket's existing rules: merge them in first "
+            "(aws s3api get-bucket-lifecycle-configuration)",
+            err=True,
+        )
+
+
+@click.command()
+@click.option("--publisher", required=True, metavar="ACCOUNT", help="Publisher account id.")
+@click.option(
+    "--subscriber",
+    "subscribers",
+    required=True,
+    multiple=True,
+    metavar="ACCOUNT",
+    help="Subscriber account id (repeatable).",
+)
+@click.option("--bucket", required=True, help="Bucket holding the payloads.")
+@click.option("--prefix", default="", help="Key prefix of the payloads in the bucket.")
+@click.option("--kms-key", metavar="ARN", help="KMS key encrypting the bucket (key ARN).")
+@click.option("--topic", metavar="ARN", help="SNS topic the publisher sends pointers to.")
+@click.option("--queue", metavar="ARN", help="SQS queue subscribed to the topic.")
+@click.option("--region", help="The bucket's region (default: the KMS key's).")
+@_json_option
+def policy(
+    publisher: str,
+    subscribers: tuple[str, ...],
+    bucket: str,
+    prefix: str,
+    kms_key: str | None,
+    topic: str | None,
+    queue: str | None,
+    region: str | None,
+    as_json: bool,
+) -> None:
+    """Print (never apply) least-privilege policies for a publisher and its subscribers.
+
+    One JSON object keyed by document: bucket_policy, kms_key_policy_statements, topic_policy,
+    queue_policy, publisher_identity_policy, subscriber_identity_policy.
+    """
+    docs = access_policies(
+        publisher=publisher,
+        subscribers=subscribers,
+        bucket=bucket,
+        prefix=prefix,
+        kms_key=kms_key,
+        topic=topic,
+        queue=queue,
+        region=region,
+    )
+    _print_json(docs)
+    if not as_json:
+        click.echo(
+            "# each document replaces the resource's policy: merge with what is there.\n"
+            "# bucket_policy: aws s3api put-bucket-policy --bucket B --policy file://...\n"
+            "# kms_key_policy_statements: add to the key policy (aws kms put-key-policy)\n"
+            "# topic_policy: aws sns set-topic-attributes --attribute-name Policy ...\n"
+            "# queue_policy: aws sqs set-queue-attributes --attributes Policy=...\n"
+            "# *_identity_policy: aws iam put-role-policy on the roles in each account",
+            err=True,
+        )

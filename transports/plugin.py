@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 
 @hookimpl
 def offload_register_commands(cli: click.Group) -> None:
-    """``offload demo``: the seed architecture, which needs every built-in transport."""
-    from .commands import demo
+    """``offload demo`` (the seed architecture, which needs every built-in transport), and
+    ``offload lifecycle`` and ``offload policy`` (the AWS documents a deployment needs)."""
+    from .commands import demo, lifecycle, policy
 
-    cli.add_command(demo)
+    for command in (demo, lifecycle, policy):
+        cli.add_command(command)
 
 
 @hookimpl

@@ -19,12 +19,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from offload_core import ops
 from offload_core.offloader import Offloader
 from offload_core.plugins import default_plugins
 from offload_core.pointer import Pointer
 from offload_core.testing.aws import MotoServer
 
+from ..policies import access_policies
 from ._apps import Function, Queue, QueueApp, Trigger
 from ._flow import Consumer, conclude, kept_check, message_row, refusal_row, tabulate
 from ._moto import embedded_server, lambda_sns_event, link_subscriptions, moto_version
@@ -148,7 +148,7 @@ class _Seed:
         """The resource policies that grant B and C access, as ``offload policy`` prints them."""
         a, b, c = ACCOUNTS.values()
         common = {"publisher": a, "bucket": self.bucket, "prefix": _PREFIX, "topic": self.topic_arn}
-        docs = ops.access_policies(subscribers=[b, c], **common)
+        docs = access_policies(subscribers=[b, c], **common)
         bucket_policy = docs["bucket_policy"]
         # moto applies a bucket policy's Deny statements to every request, reading neither
         # Principal nor Condition: "deny unless TLS" would deny all on this plain-HTTP endpoint.
@@ -171,7 +171,7 @@ class _Seed:
             AttributeValue=json.dumps(docs["topic_policy"]),
         )
         for queue in (self.b_home, self.b_far):
-            policy = ops.access_policies(subscribers=[b], queue=queue.arn, **common)
+            policy = access_policies(subscribers=[b], queue=queue.arn, **common)
             queue.sqs.set_queue_attributes(
                 QueueUrl=queue.url, Attributes={"Policy": json.dumps(policy["queue_policy"])}
             )
