@@ -9,9 +9,11 @@ on top (:func:`iter_chunks`, :func:`read_all`). Nothing here knows about stores 
 from __future__ import annotations
 
 import io
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -67,6 +69,8 @@ _BATCH_SIZE = 4 * 1024 * 1024
 #: Batches queued for the hashing thread at most; the caller waits beyond that. One batch
 #: hashing while the next gathers keeps what the hasher holds on to under two batches.
 _BACKGROUND_DEPTH = 1
+#: The most memory a declared size alone may make :func:`read_all` set aside.
+_TRUSTED_SIZE = 8 * 1024 * 1024
 
 
 @runtime_checkable
@@ -109,9 +113,13 @@ class _BackgroundHasher:
             self._flush()
 
     def hexdigest(self) -> str:
+        self.drain()
+        return self._hasher.hexdigest()
+
+    def drain(self) -> None:
+        """Hash everything handed over so far; afterwards no piece of it is held."""
         self._flush()
         self._wait(0)
-        return self._hasher.hexdigest()
 
     def close(self) -> None:
         """Stop the worker; queued pieces are dropped (the digest is then meaningless)."""
@@ -433,6 +441,12 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
 
     readinto1 = readinto
 
+    def _release_views(self) -> None:
+        """Finish hashing what ``_readinto(stable=True)`` handed over, dropping every view of
+        the caller's buffer, so that the caller may resize or reuse it."""
+        if self._hasher is not None:
+            self._hasher.drain()
+
     def __next__(self) -> bytes:
         chunk = self.read(CHUNK_SIZE)
         if not chunk:
@@ -496,28 +510,58 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
 
     def _fail(self, error: IntegrityError) -> NoReturn:
         self._error = error
+        if self._hasher is not None:
+            self._hasher.close()  # the digest is moot now; drop the pieces it holds
         raise error
 
 
 def read_all(reader: BinaryIO) -> bytes:
     """Everything ``reader`` has left, as one ``bytes`` built in one buffer.
 
-    With a :class:`VerifyingReader` of known size the buffer is allocated once at that size and
-    filled in place, so peak memory is the payload size, not twice it; what is filled is never
-    written again, so it is hashed on the worker thread while the rest arrives.
+    A declared size is the sender's claim, so memory follows the bytes that arrive: with a
+    :class:`VerifyingReader` of known size the buffer starts at no more than
+    ``_TRUSTED_SIZE`` and grows by a quarter each time it is full, never past the declared
+    size. A lie then costs about the real payload's size and ends in ``SizeMismatchError``;
+    an honest payload ends in a buffer of exactly its size, returned without a copy. What is
+    filled is never written again, so it is hashed on the worker thread while the rest arrives.
     """
     buffer = io.BytesIO()
-    if isinstance(reader, VerifyingReader) and reader.size is not None:
-        left = reader.size - reader.bytes_read
-        if left > 0:
-            buffer.seek(left - 1)
-            buffer.write(b"\0")  # grows the buffer to exactly `left` bytes
-            with buffer.getbuffer() as view:
-                filled = 0
-                while filled < left and (count := reader._readinto(view[filled:], stable=True)):
-                    filled += count
-            buffer.truncate(filled)
-            buffer.seek(filled)
-    while chunk := reader.read(CHUNK_SIZE):
-        buffer.write(chunk)
-    return buffer.getvalue()
+    try:
+        if isinstance(reader, VerifyingReader) and reader.size is not None:
+            _fill(buffer, reader, reader.size - reader.bytes_read)
+        while chunk := reader.read(CHUNK_SIZE):
+            buffer.write(chunk)
+        return buffer.getvalue()
+    except BaseException as exc:
+        # The traceback keeps the frames that held views of the buffer, and the reader keeps
+        # the error: free the buffer now, not whenever that cycle is collected.
+        traceback.clear_frames(exc.__traceback__)
+        with suppress(BufferError):
+            buffer.close()
+        raise
+
+
+def _fill(buffer: io.BytesIO, reader: VerifyingReader, left: int) -> None:
+    """Read up to ``left`` bytes into ``buffer`` in place, growing it only as data arrives."""
+    filled = capacity = 0
+    count = -1
+    while filled < left and count:
+        if filled == capacity:
+            reader._release_views()  # the buffer may move as it grows
+            capacity = _grown(capacity, left)
+            buffer.seek(capacity - 1)
+            buffer.write(b"\0")  # grows the buffer to exactly `capacity` bytes
+        with buffer.getbuffer() as view:
+            count = reader._readinto(view[filled:capacity], stable=True)
+        filled += count
+    reader._release_views()
+    buffer.truncate(filled)
+    buffer.seek(filled)
+
+
+def _grown(capacity: int, declared: int) -> int:
+    """The next buffer size for :func:`read_all`: a quarter more, or the declared size when
+    the step after would pass it. Each step is then over the 12.5 % within which ``BytesIO``
+    would over-allocate, so an honest payload ends in a buffer of exactly its size."""
+    step = max(_TRUSTED_SIZE, capacity + capacity // 4)
+    return declared if declared < step + step // 4 else step

@@ -371,3 +371,79 @@ def test_zstd_payloads_bigger_than_their_pointer_are_rejected_in_bounded_memory(
     finally:
         tracemalloc.stop()
     assert peak < 8 * MiB, f"{peak / MiB:.1f} MiB"
+
+
+# -- a declared size is a claim: memory follows the bytes that arrive -------------------------
+
+#: Run in a child whose address space is capped a little above what the interpreter already
+#: uses, so that a buffer sized by a lying pointer fails the child instead of the test run.
+LYING_SIZE_CHILD = r"""
+import json, os, resource, sys
+from offload_core.errors import OffloadError
+from offload_core.offloader import Offloader
+from offload_transports.aws_lambda import batch_handler, records
+
+root, codec, real = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lies = [int(n) for n in sys.argv[4:]]
+offloader = Offloader(f"file://{root}", mode="always", compression=codec, pointer_format="native")
+data = (b"the real object is small; " * (real // 26 + 1))[:real]
+honest = json.loads(offloader.prepare(data).body)
+
+with open("/proc/self/status") as status:
+    vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + 768 * 2**20, resource.RLIM_INFINITY))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+def outcome(call):
+    try:
+        call()
+    except OffloadError as exc:
+        return type(exc).__name__
+    except MemoryError:
+        return "MemoryError"
+    return "no error"
+
+results = {}
+for lie in lies:
+    body = json.dumps({**honest, "size": lie})
+    event = {"Records": [{"messageId": "m-1", "receiptHandle": "r", "body": body,
+                          "eventSource": "aws:sqs", "messageAttributes": {}, "attributes": {}}]}
+    failed = batch_handler(offloader)(lambda payload, record: None)(event, None)
+    results[str(lie)] = {
+        "resolve": outcome(lambda: offloader.resolve(body)),
+        "delivery": outcome(lambda: records(event, offloader)[0].payload()),
+        "lambda": failed == {"batchItemFailures": [{"itemIdentifier": "m-1"}]},
+    }
+results["growth"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+results["honest"] = offloader.resolve(json.dumps(honest)) == data
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_a_lying_size_costs_the_real_size_not_the_claimed_one(tmp_path: Path, codec: str) -> None:
+    """Pointers claiming 1, 4 and 15 GiB over a 3 MiB object, in a child limited to 768 MiB
+    more address space: each read ends in ``SizeMismatchError`` (never ``MemoryError``), through
+    ``Offloader.resolve``, ``Delivery.payload`` and the Lambda handler's default bytes mode,
+    and the child's peak RSS grows by about the real size."""
+    import subprocess
+    import sys
+
+    real = 3 * MiB
+    lies = [2**30, 4 * 2**30, 15 * 2**30]
+    args = [str(tmp_path), codec, str(real), *map(str, lies)]
+    child = subprocess.run(
+        [sys.executable, "-c", LYING_SIZE_CHILD, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    results = json.loads(child.stdout)
+    assert results.pop("honest") is True
+    growth = results.pop("growth")
+    assert results == {
+        str(lie): {"resolve": "SizeMismatchError", "delivery": "SizeMismatchError", "lambda": True}
+        for lie in lies
+    }
+    assert growth < real + 40 * MiB, f"peak RSS grew by {growth / MiB:.0f} MiB"
