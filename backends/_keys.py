@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
+from offload_core.codecs import readinto
 from offload_core.errors import (
     AccessDeniedError,
     OffloadError,
@@ -176,10 +177,9 @@ class StoreStream(io.BufferedIOBase, BinaryIO):
         return self.read(size)
 
     def readinto(self, buffer: bytearray | memoryview, /) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
+        # Straight into the caller's buffer where the file can: no temporary of its size.
+        with self._guard():
+            return readinto(self._raw, memoryview(buffer).cast("B"))
 
     def readline(self, size: int | None = -1, /) -> bytes:
         with self._guard():
