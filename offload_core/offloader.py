@@ -27,6 +27,7 @@ from ._utf8 import require_utf8
 from .codecs import Codec, Frozen
 from .detect import detect, inspect
 from .errors import (
+    ConfigurationError,
     DecompressionLimitError,
     IncompatibleOptionsError,
     LocationNotAllowedError,
@@ -122,6 +123,8 @@ class Offloader:
     :param checksum: digest of the original bytes carried in the pointer and verified on read.
     :param pointer_format: ``"aws"`` or ``"native"``; by default AWS for S3 stores without
         compression (readable by every AWS extended client), native otherwise.
+    :param pointer_format_options: keyword arguments for the pointer format, such as
+        ``{"extension_fields": False, "legacy_attribute": True}`` for the AWS format.
     :param allow: further store URLs (or stores) whose locations a consumer may read; anything
         else is refused before any I/O.
     :param max_payload_size: hard cap on a payload read back (decompressed), in bytes.
@@ -144,6 +147,7 @@ class Offloader:
         compression_options: Mapping[str, Any] | None = None,
         checksum: str = "sha256",
         pointer_format: str | None = None,
+        pointer_format_options: Mapping[str, Any] | None = None,
         threshold: int | None = None,
         mode: Mode = "auto",
         allow: Iterable[str | Store] = (),
@@ -163,8 +167,8 @@ class Offloader:
         self.checksum = checksum
         self.plugins.registry.get("checksum", checksum).load()  # fail now, not at first publish
         self.compression = compression or "none"
-        self._codec: Codec = self.plugins.get("compressor", self.compression)(
-            **(compression_options or {})
+        self._codec: Codec = _configured(
+            "compressor", self.plugins.get("compressor", self.compression), compression_options
         )
         self.signing = Signing.configure(
             self.plugins.registry,
@@ -174,7 +178,11 @@ class Offloader:
             require=require_signatures,
         )
         self.pointer_format = pointer_format or self._default_format()
-        self._format: PointerFormat = self.plugins.get("pointer_format", self.pointer_format)()
+        self._format: PointerFormat = _configured(
+            "pointer format",
+            self.plugins.get("pointer_format", self.pointer_format),
+            pointer_format_options,
+        )
         if not self._format.writable:
             raise IncompatibleOptionsError(f"pointer format {self.pointer_format!r} is read-only")
         # Fail at construction, not after an upload, if this format cannot point into this store
@@ -552,6 +560,16 @@ class Offloader:
             if key is not None:
                 return store, key
         raise LocationNotAllowedError(location)
+
+
+def _configured(kind: str, factory: Callable[..., T], options: Mapping[str, Any] | None) -> T:
+    """``factory(**options)``; options it does not take are a ``ConfigurationError``."""
+    try:
+        return factory(**(options or {}))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"invalid options for the {kind} {getattr(factory, 'name', factory)!r}: {exc}"
+        ) from exc
 
 
 def _size_of(payload: Payload) -> int | None:

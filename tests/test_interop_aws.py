@@ -103,6 +103,38 @@ def test_our_sender_official_receiver_and_its_delete_of_our_payload(
     assert queue.receive(10, wait_seconds=0) == []
 
 
+@pytest.mark.parametrize("legacy", [False, True], ids=["exact", "exact-legacy-attribute"])
+def test_exact_aws_bytes_on_request_are_read_by_the_official_receiver(
+    moto_server: MotoServer, sqs: Any, queue_url: str, bucket: str, legacy: bool
+) -> None:
+    """With ``extension_fields=False`` the body is what the Java client writes, byte for byte;
+    with ``legacy_attribute`` the size goes in ``SQSLargePayloadSize``, the only name Java 1.x
+    and npm ``sns-sqs-big-payload`` readers ask for."""
+    options = {"extension_fields": False, "legacy_attribute": legacy}
+    prefix = unique("exact")
+    off = offloader(moto_server, f"s3://{bucket}/{prefix}", pointer_format_options=options)
+    SqsTransport(queue_url, off, client=sqs, max_message_size=262_144).send(LARGE_TEXT)
+    (raw,) = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"])["Messages"]
+    (key,) = stored(off)
+    assert raw["Body"] == (
+        '["software.amazon.payloadoffloading.PayloadS3Pointer",'
+        f'{{"s3BucketName":"{bucket}","s3Key":"{prefix}/{key}"}}]'
+    )
+    size = str(len(LARGE_TEXT.encode()))
+    name = "SQSLargePayloadSize" if legacy else "ExtendedPayloadSize"
+    assert raw["MessageAttributes"] == {name: {"StringValue": size, "DataType": "Number"}}
+    sqs.change_message_visibility(
+        QueueUrl=queue_url, ReceiptHandle=raw["ReceiptHandle"], VisibilityTimeout=0
+    )
+    (received,) = peer(
+        moto_server, [{"op": "receive", "queue": queue_url, "count": 1, "bucket": bucket}]
+    )
+    assert received[0]["Body"] == LARGE_TEXT
+    peer(
+        moto_server, [{"op": "delete", "queue": queue_url, "handle": received[0]["ReceiptHandle"]}]
+    )
+
+
 @pytest.mark.parametrize("legacy", [False, True], ids=["default", "legacy-attribute"])
 def test_official_sender_our_receiver(
     moto_server: MotoServer,

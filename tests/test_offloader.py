@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from offload_core import Attribute, Plugins, hookimpl
 from offload_core.delivery import Delivery
 from offload_core.errors import (
+    ConfigurationError,
     DecompressionLimitError,
     DigestMismatchError,
     IncompatibleOptionsError,
@@ -480,3 +481,19 @@ def test_a_file_being_compressed_is_read_in_small_pieces(tmp_path: Path, store_u
     assert message.pointer.codec == "zstd"
     assert message.pointer.size == path.stat().st_size > 40 * 1024 * 1024
     assert peak < 12 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"pointer_format": "native", "pointer_format_options": {"legacy_attribute": True}},
+        {"compression": "zstd", "compression_options": {"level": 3, "colour": "red"}},
+        {"compression": "zstd", "compression_options": {"max_window_log": 99}},
+    ],
+    ids=["format-option-it-lacks", "unknown-codec-option", "codec-option-out-of-range"],
+)
+def test_plugin_options_it_does_not_take_are_a_configuration_error(
+    options: dict[str, Any],
+) -> None:
+    with pytest.raises(ConfigurationError, match="invalid options for the"):
+        Offloader("memory://options", **options)

@@ -167,12 +167,19 @@ def fail(dialect: str, message: str) -> NoReturn:
 
 
 def check_fields(
-    obj: Mapping[str, Any], *, required: frozenset[str], allowed: frozenset[str], dialect: str
+    obj: Mapping[str, Any],
+    *,
+    required: frozenset[str],
+    allowed: frozenset[str] | None,
+    dialect: str,
 ) -> None:
-    """The object has every required field and no field outside ``allowed``."""
+    """The object has every required field and no field outside ``allowed`` (``None``: any
+    other field is ignored)."""
     missing = required.difference(obj)
     if missing:
         fail(dialect, f"missing field(s) {', '.join(sorted(missing))}")
+    if allowed is None:
+        return
     unknown = set(obj).difference(allowed)
     if unknown:
         fail(dialect, f"unknown field(s) {', '.join(sorted(unknown))}")

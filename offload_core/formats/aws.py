@@ -6,10 +6,13 @@ official Python clients) writes::
     ["software.amazon.payloadoffloading.PayloadS3Pointer",{"s3BucketName":"b","s3Key":"k"}]
 
 with a ``Number`` attribute ``ExtendedPayloadSize`` (legacy ``SQSLargePayloadSize``) holding the
-payload's byte length. We write the same, byte for byte as Java does, and append our integrity
-fields ``offloadSize`` and ``offloadChecksum`` (``"sha256:<hex>"``) after ``s3Key``: Jackson and
-the Python clients ignore fields they do not know. The stored object is the raw payload, so the
-format cannot carry a codec.
+payload's byte length. We write the same, byte for byte as Java does, and by default append our
+integrity fields ``offloadSize`` and ``offloadChecksum`` (``"sha256:<hex>"``) after ``s3Key``:
+Jackson (with ``FAIL_ON_UNKNOWN_PROPERTIES`` off, as the Java common library sets it), Newtonsoft
+and the official Python clients ignore fields they do not know, and so does our reader. Writers
+can leave the extension fields out (``extension_fields=False``: the exact bytes Java writes) and
+name the size attribute ``SQSLargePayloadSize`` (``legacy_attribute=True``), for readers that ask
+for that name only. The stored object is the raw payload, so the format cannot carry a codec.
 """
 
 from __future__ import annotations
@@ -70,7 +73,6 @@ _ACCESS_POINT_ARN = re.compile(
 )
 _ACCESS_POINT = "accesspoint/"
 _FIELDS = frozenset({"s3BucketName", "s3Key"})
-_OUR_FIELDS = frozenset({"offloadSize", "offloadChecksum"})
 _SIZE_TEXT = re.compile(r"[0-9]{1,16}\Z")
 
 
@@ -167,6 +169,20 @@ class AwsFormat:
     #: How a body of this format starts; bodies that start so are never payloads.
     signature: re.Pattern[str] | None = _SIGNATURE
 
+    def __init__(self, *, extension_fields: bool = True, legacy_attribute: bool = False) -> None:
+        """:param extension_fields: append ``offloadSize`` and ``offloadChecksum`` after
+            ``s3Key``, so our readers verify the payload; without them the body is byte for
+            byte what the Java clients write, and only the size is checked.
+        :param legacy_attribute: send the size as ``SQSLargePayloadSize`` (the Java SQS client
+            1.x name, which Java 1.x readers and npm ``sns-sqs-big-payload`` ask for) instead of
+            ``ExtendedPayloadSize``; the official Python clients' ``use_legacy_attribute``."""
+        self.extension_fields = extension_fields
+        self.size_attribute = LEGACY_SIZE_ATTRIBUTE if legacy_attribute else SIZE_ATTRIBUTE
+
+    def __repr__(self) -> str:
+        legacy = self.size_attribute == LEGACY_SIZE_ATTRIBUTE
+        return f"AwsFormat(extension_fields={self.extension_fields}, legacy_attribute={legacy})"
+
     def encode(self, pointer: Pointer) -> EncodedPointer:
         parsed = parse_s3_location(pointer.location)
         if parsed is None or s3_location_problem(*parsed) is not None:
@@ -183,9 +199,10 @@ class AwsFormat:
         fields: dict[str, object] = {"s3BucketName": bucket, "s3Key": key}
         attributes: dict[str, Attribute] = {}
         if pointer.size is not None:
-            fields["offloadSize"] = pointer.size
-            attributes[SIZE_ATTRIBUTE] = Attribute.number(pointer.size)
-        if pointer.checksum is not None and pointer.digest is not None:
+            attributes[self.size_attribute] = Attribute.number(pointer.size)
+            if self.extension_fields:
+                fields["offloadSize"] = pointer.size
+        if self.extension_fields and pointer.checksum is not None and pointer.digest is not None:
             fields["offloadChecksum"] = f"{pointer.checksum}:{pointer.digest}"
         body = json.dumps([POINTER_CLASS, fields], separators=(",", ":"), ensure_ascii=False)
         return self_check(self, EncodedPointer(body, attributes))
@@ -199,7 +216,9 @@ class AwsFormat:
         if len(value) != 2 or not isinstance(value[1], dict):
             fail(self.name, "expected [class name, {s3BucketName, s3Key}]")
         obj: dict[str, Any] = value[1]
-        check_fields(obj, required=_FIELDS, allowed=_FIELDS | _OUR_FIELDS, dialect=self.name)
+        # Other fields are ignored, as every AWS client ignores them; the location comes from
+        # s3BucketName and s3Key alone. Duplicate keys were refused by the strict parser.
+        check_fields(obj, required=_FIELDS, allowed=None, dialect=self.name)
         location = s3_location(obj["s3BucketName"], obj["s3Key"], dialect=self.name)
         body_size = None
         if "offloadSize" in obj:
