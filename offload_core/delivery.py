@@ -12,6 +12,7 @@ import io
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from .detect import unwrap_sns
 from .errors import IntegrityError, OffloadError
 from .message import Attribute
 from .offloader import Offloader, Received
@@ -40,7 +41,9 @@ class Delivery:
             self._received = offloader.parse(body, attributes)
         except OffloadError as exc:
             self._error = exc
-            self._attributes = Received("", attributes).user_attributes
+            # What the publisher set is still wanted for logging and routing the failure:
+            # inside an SNS envelope, those are the envelope's attributes, not the queue's.
+            self._attributes = Received("", _publisher_attributes(body, attributes)).user_attributes
         else:
             self._attributes = self._received.user_attributes
 
@@ -108,6 +111,17 @@ class Delivery:
             raise self._error
         assert self._received is not None
         return self._received
+
+
+def _publisher_attributes(
+    body: str | bytes, attributes: Mapping[str, Attribute]
+) -> Mapping[str, Attribute]:
+    """The attributes of an SNS envelope ``body``, else ``attributes``."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+    except UnicodeDecodeError:
+        return attributes
+    return unwrap_sns(text, attributes)[1]
 
 
 def _inline(received: Received) -> bytes:

@@ -125,8 +125,12 @@ class Offloader:
         compression (readable by every AWS extended client), native otherwise.
     :param pointer_format_options: keyword arguments for the pointer format, such as
         ``{"extension_fields": False, "legacy_attribute": True}`` for the AWS format.
-    :param allow: further store URLs (or stores) whose locations a consumer may read; anything
-        else is refused before any I/O.
+    :param allow: further stores whose locations a consumer may read; anything else is refused
+        before any I/O. Each is a URL, a :class:`~offload_core.store.Store`, or a
+        ``(url, storage_options)`` pair; a plain URL served by the same backend as ``store``
+        shares ``storage_options`` (credentials, endpoint), any other gets none.
+    :param storage_options: options for the backend of ``store`` when it is a URL, such as
+        s3fs's ``endpoint_url``, ``profile`` or ``client_kwargs``.
     :param max_payload_size: hard cap on a payload read back (decompressed), in bytes.
     :param content_addressed: name objects by digest so a retried publish stores one object
         (needs bytes or a seekable file).
@@ -150,7 +154,7 @@ class Offloader:
         pointer_format_options: Mapping[str, Any] | None = None,
         threshold: int | None = None,
         mode: Mode = "auto",
-        allow: Iterable[str | Store] = (),
+        allow: Iterable[str | Store | tuple[str, Mapping[str, Any]]] = (),
         max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
         expires_after: timedelta | None = None,
         content_addressed: bool = False,
@@ -201,13 +205,26 @@ class Offloader:
         self.content_addressed = content_addressed
         self.key_naming = key_naming
         self._stores: list[Store] = [self.store]
-        self._stores += [self._open_store(s, storage_options) for s in allow]
+        self._stores += [self._open_allowed(entry, storage_options) for entry in allow]
         self._readers: list[PointerFormat] = self.plugins.pointer_readers()
 
     def _open_store(self, store: str | Store, options: Mapping[str, Any] | None) -> Store:
         if not isinstance(store, str):
             return store
         return self.plugins.open_store(store, **(options or {}))
+
+    def _open_allowed(
+        self, entry: str | Store | tuple[str, Mapping[str, Any]], shared: Mapping[str, Any] | None
+    ) -> Store:
+        """An ``allow`` entry's store: its own options, else ``store``'s for the same backend."""
+        if isinstance(entry, tuple):
+            url, options = entry
+            return self._open_store(url, options)
+        if isinstance(entry, str) and shared:
+            backend = self.plugins.entry_for_url(entry)
+            if backend.name != self.plugins.entry_for_url(self.store.url).name:
+                shared = None
+        return self._open_store(entry, shared)
 
     def _default_format(self) -> str:
         s3 = self.store.url.startswith("s3://")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginNotFoundError
+from .errors import ConfigurationError, PluginNotFoundError
 from .registry import Entry, Kind, Registrar, Registry
 
 if TYPE_CHECKING:
@@ -177,8 +177,16 @@ class Plugins:
         return by_scheme[scheme]
 
     def open_store(self, url: str, **options: Any) -> Store:
-        """The store for ``url``, from the backend registered for its scheme."""
-        opened: Store = self.entry_for_url(url).load()(url, **options)
+        """The store for ``url``, from the backend registered for its scheme; options the
+        backend does not take are a ``ConfigurationError``."""
+        entry = self.entry_for_url(url)
+        try:
+            opened: Store = entry.load()(url, **options)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"the {entry.name} store for {url!r} does not take these options "
+                f"({', '.join(sorted(options)) or 'none'}): {exc}"
+            ) from exc
         return opened
 
     def pointer_readers(self) -> list[PointerFormat]:

@@ -54,7 +54,8 @@ class Entry:
             obj: object = importlib.import_module(module_name)
         except ImportError as exc:
             missing = exc.name or module_name
-            if missing == module_name or module_name.startswith(missing + "."):
+            own = missing == module_name or module_name.startswith(missing + ".")
+            if own and self.extra is None:
                 raise  # the plugin's own module is missing: a packaging bug, not an extra
             raise MissingDependencyError(
                 f"{self.kind} {self.name!r}", module=missing, extra=self.extra

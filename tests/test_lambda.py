@@ -4,6 +4,7 @@ batch failures with bad input, FIFO groups, fan-out, streams and spooling, and P
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -29,12 +30,13 @@ from lambda_support import (
 )
 from sqs_support import new_queue, offloader, stored, unique
 
-from offload_core import Attribute
+from offload_core import Attribute, Plugins
 from offload_core.errors import (
     ConfigurationError,
     DigestMismatchError,
     IntegrityError,
     LocationNotAllowedError,
+    MissingDependencyError,
     PayloadNotFoundError,
     PointerError,
 )
@@ -399,3 +401,54 @@ def test_powertools_fifo_processor_skips_the_rest_of_a_failed_group(
         == ours
         == {"batchItemFailures": [{"itemIdentifier": "a2"}, {"itemIdentifier": "a3"}]}
     )
+
+
+# -- failures keep what can be read, and say whether a retry can help ------------------------
+
+
+def test_a_missing_checksum_dependency_is_a_permanent_typed_failure(
+    monkeypatch: pytest.MonkeyPatch, off: Offloader
+) -> None:
+    """Resolving a pointer whose checksum needs an extra that is not installed (simulated by
+    hiding the installed ``xxhash`` module) fails the record permanently, naming the extra;
+    a publisher asking for it fails at construction the same way."""
+    pytest.importorskip("xxhash")
+    publisher = Offloader(off.store, checksum="xxh3-128", mode="always", pointer_format="native")
+    body = publisher.prepare(b"an order worth checking").body
+    monkeypatch.setitem(sys.modules, "xxhash", None)
+    consumer = Offloader(off.store, plugins=Plugins.from_entry_points(env={}))
+    event = {"Records": [{"messageId": "m-1", "eventSource": "aws:sqs", "body": body}]}
+    (failure,) = process(event, lambda payload, record: None, consumer).failures
+    assert isinstance(failure.error, MissingDependencyError)
+    assert failure.error.extra == "checksums"
+    assert "pip install 'offload[checksums]'" in str(failure.error)
+    assert failure.permanent
+    with pytest.raises(MissingDependencyError, match=r"offload\[checksums\]"):
+        Offloader(off.store, checksum="xxh3-128", plugins=Plugins.from_entry_points(env={}))
+
+
+def test_a_bad_pointer_in_an_sns_envelope_keeps_the_publishers_attributes(
+    samples_off: Offloader,
+) -> None:
+    """The record fails, and its attributes are the ones the publisher set on the topic, not
+    the (empty) attributes of the queue message that carried the envelope."""
+    envelope = {
+        "Type": "Notification",
+        "MessageId": "0e7d4f6e-8f6a-5c1b-9d3e-2a4b5c6d7e8f",
+        "TopicArn": "arn:aws:sns:us-east-1:111122223333:orders",
+        "Message": '["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3Key": "k"}]',
+        "MessageAttributes": {
+            "ExtendedPayloadSize": {"Type": "Number", "Value": "9"},
+            "tenant": {"Type": "String", "Value": "acme"},
+            "blob": {"Type": "Binary", "Value": "AAE="},
+        },
+    }
+    event = {
+        "Records": [{"messageId": "m-1", "eventSource": "aws:sqs", "body": json.dumps(envelope)}]
+    }
+    (record,) = records(event, samples_off)
+    assert isinstance(record.error, PointerError)
+    assert record.attributes == {
+        "tenant": Attribute.string("acme"),
+        "blob": Attribute("Binary", b"\x00\x01"),
+    }

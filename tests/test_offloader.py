@@ -34,6 +34,7 @@ from offload_core.errors import (
 )
 from offload_core.offloader import Offloader
 from offload_core.policy import Limits, sqs_message_size
+from offload_core.testing.aws import MotoServer
 
 SMALL = Limits(max_size=1024)
 
@@ -497,3 +498,33 @@ def test_plugin_options_it_does_not_take_are_a_configuration_error(
 ) -> None:
     with pytest.raises(ConfigurationError, match="invalid options for the"):
         Offloader("memory://options", **options)
+
+
+def test_storage_options_belong_to_the_store_they_were_given_for(
+    tmp_path: Path, moto_server: MotoServer, bucket: str
+) -> None:
+    """S3 options reach the S3 store and other S3 URLs in ``allow`` (same backend: same
+    endpoint and credentials), never a local store; an ``allow`` entry may bring its own."""
+    local = Offloader(tmp_path.as_uri(), mode="always", pointer_format="native")
+    other_bucket = f"{bucket}-other"
+    moto_server.client("s3").create_bucket(Bucket=other_bucket)
+    options = moto_server.storage_options()
+    other = Offloader(f"s3://{other_bucket}/p", storage_options=options, mode="always")
+    consumer = Offloader(
+        f"s3://{bucket}/p",
+        storage_options=options,
+        allow=[tmp_path.as_uri(), f"s3://{other_bucket}/p"],
+    )
+    from_disk = local.prepare(b"from disk")
+    from_other = other.prepare(b"from the other bucket")
+    assert consumer.resolve(from_disk.body, from_disk.attributes) == b"from disk"
+    assert consumer.resolve(from_other.body, from_other.attributes) == b"from the other bucket"
+    paired = Offloader("memory://paired", allow=[(tmp_path.as_uri(), {"fsync": True})])
+    assert paired.resolve(from_disk.body, from_disk.attributes) == b"from disk"
+
+
+def test_options_a_store_does_not_take_are_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"local store .* does not take these options"):
+        Offloader("memory://x", allow=[(tmp_path.as_uri(), {"key": "AKIA", "secret": "s"})])
+    with pytest.raises(ConfigurationError, match="endpoint_url"):
+        Offloader(tmp_path.as_uri(), storage_options={"endpoint_url": "http://127.0.0.1:1"})
