@@ -69,41 +69,66 @@ def lifecycle(store: str, days: int, prefix: str, as_json: bool) -> None:
 @click.option(
     "--subscriber",
     "subscribers",
-    required=True,
     multiple=True,
     metavar="ACCOUNT",
     help="Subscriber account id (repeatable).",
 )
-@click.option("--bucket", required=True, help="Bucket holding the payloads.")
+@click.option(
+    "--deleting-subscriber",
+    "deleting_subscribers",
+    multiple=True,
+    metavar="ACCOUNT",
+    help="Subscriber account whose consumers delete payloads on acknowledgement (repeatable).",
+)
+@click.option(
+    "--bucket",
+    required=True,
+    help="Bucket holding the payloads (with --mrap: a bucket behind it, one run per bucket).",
+)
 @click.option("--prefix", default="", help="Key prefix of the payloads in the bucket.")
+@click.option("--mrap", metavar="ARN", help="Multi-Region Access Point the stores go through.")
 @click.option("--kms-key", metavar="ARN", help="KMS key encrypting the bucket (key ARN).")
 @click.option("--topic", metavar="ARN", help="SNS topic the publisher sends pointers to.")
-@click.option("--queue", metavar="ARN", help="SQS queue subscribed to the topic.")
+@click.option("--event-bus", metavar="ARN", help="EventBridge bus the publisher puts events on.")
+@click.option(
+    "--queue",
+    metavar="ARN",
+    help="SQS queue consumers read: fed by the topic, by rules on the bus, or else by the "
+    "publisher directly.",
+)
 @click.option("--region", help="The bucket's region (default: the KMS key's).")
 @_json_option
 def policy(
     publisher: str,
     subscribers: tuple[str, ...],
+    deleting_subscribers: tuple[str, ...],
     bucket: str,
     prefix: str,
+    mrap: str | None,
     kms_key: str | None,
     topic: str | None,
+    event_bus: str | None,
     queue: str | None,
     region: str | None,
     as_json: bool,
 ) -> None:
     """Print (never apply) least-privilege policies for a publisher and its subscribers.
 
-    One JSON object keyed by document: bucket_policy, kms_key_policy_statements, topic_policy,
-    queue_policy, publisher_identity_policy, subscriber_identity_policy.
+    One JSON object keyed by document. Resource policies: bucket_policy, mrap_policy,
+    kms_key_policy_statements, topic_policy, queue_policy, event_bus_policy. Identity policies,
+    one per role: publisher_identity_policy, subscriber_identity_policy (a consumer),
+    deleting_subscriber_identity_policy, lambda_execution_policy (a consuming function's role).
     """
     docs = access_policies(
         publisher=publisher,
         subscribers=subscribers,
+        deleting_subscribers=deleting_subscribers,
         bucket=bucket,
         prefix=prefix,
+        mrap=mrap,
         kms_key=kms_key,
         topic=topic,
+        event_bus=event_bus,
         queue=queue,
         region=region,
     )
@@ -112,9 +137,14 @@ def policy(
         click.echo(
             "# each document replaces the resource's policy: merge with what is there.\n"
             "# bucket_policy: aws s3api put-bucket-policy --bucket B --policy file://...\n"
+            "# mrap_policy: aws s3control put-multi-region-access-point-policy --account-id A "
+            "--details Name=<MRAP name>,Policy=...\n"
             "# kms_key_policy_statements: add to the key policy (aws kms put-key-policy)\n"
             "# topic_policy: aws sns set-topic-attributes --attribute-name Policy ...\n"
             "# queue_policy: aws sqs set-queue-attributes --attributes Policy=...\n"
-            "# *_identity_policy: aws iam put-role-policy on the roles in each account",
+            "# event_bus_policy: aws events put-permission --event-bus-name BUS --policy ...\n"
+            "# *_identity_policy: aws iam put-role-policy on the roles in each account\n"
+            "# lambda_execution_policy: put-role-policy on the function's role (logs: attach "
+            "AWSLambdaBasicExecutionRole)",
             err=True,
         )
