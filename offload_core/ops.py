@@ -1,5 +1,6 @@
-"""What the operator commands do, without the command line: read messages as operators find
-them, store and fetch payloads, inspect pointers, and collect old payloads.
+"""What the operator commands do, without the command line: check the store URLs operators
+type, read messages as operators find them, store and fetch payloads, inspect pointers, and
+collect old payloads.
 
 Every function returns data (frozen dataclasses with a ``to_json()``, or JSON-ready dicts);
 ``offload_core.cli`` only parses options and prints. Problems with what the caller asked for
@@ -16,18 +17,27 @@ import json
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
+from urllib.parse import urlsplit
 
+from ._utf8 import require_utf8
 from .detect import inspect as detect_pointer
 from .detect import unwrap_sns
-from .errors import ConfigurationError, LocationNotAllowedError, OffloadError, PointerError
+from .errors import (
+    ConfigurationError,
+    IncompatibleOptionsError,
+    LocationNotAllowedError,
+    OffloadError,
+    PointerError,
+)
 from .message import Attribute
-from .offloader import Offloader, Received
+from .offloader import Offloader, Payload, Received
 from .pipeline import Frozen, iter_chunks
 from .plugins import Plugins, default_plugins
 from .pointer import Pointer
@@ -38,20 +48,27 @@ __all__ = [
     "Inspection",
     "Message",
     "Resolution",
+    "S3Options",
     "Saved",
     "Stored",
     "attributes_json",
+    "check_store_url",
+    "choose_message",
     "collect_garbage",
     "consumer",
     "inspect_message",
     "load_messages",
+    "open_store",
     "parse_duration",
     "parse_messages",
     "pointer_json",
+    "publisher",
     "put_file",
     "read_input",
+    "receive",
     "save_payload",
     "verified_checks",
+    "write_payload",
 ]
 
 #: Called with the number of bytes just transferred.
@@ -60,6 +77,177 @@ Progress = Callable[[int], None]
 #: The largest message, event or message file read; a Lambda event is at most 6 MB.
 MAX_INPUT_BYTES = 16 * 2**20
 _COPY_CHUNK = 2**20
+
+
+# -- store URLs as operators type them ---------------------------------------------------------
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+#: ``s3:/bucket`` or ``s3:bucket``: a scheme of two letters or more without its ``//``.
+_SCHEME_WITHOUT_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)/?")
+#: S3's HTTP(S) host names: ``bucket.s3.amazonaws.com``, ``bucket.s3.eu-west-1.amazonaws.com``,
+#: ``bucket.s3-eu-west-1.amazonaws.com``, ``s3.eu-west-1.amazonaws.com`` (path style), dualstack,
+#: access points and Multi-Region Access Points, China's ``amazonaws.com.cn``.
+_S3_HOST = re.compile(
+    r"(?:(?P<bucket>.+)\.)?s3(?P<rest>[.-][a-z0-9.-]*?)?\.amazonaws\.com(?P<cn>\.cn)?"
+)
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
+#: fsspec protocols that reach S3 around the s3 store (its checksums, pointer format, options).
+_S3_ALIASES = frozenset({"s3a", "s3n"})
+
+
+def check_store_url(url: str, plugins: Plugins | None = None, *, persistent: bool = False) -> None:
+    """Raise :class:`ConfigurationError`, naming what to use instead, for a store URL that no
+    registered backend serves as meant: an unknown or misspelt scheme, a scheme in capitals or
+    without its ``//``, an ``http(s)://`` address (an S3 one is given in its ``s3://`` form), and
+    with ``persistent`` a store that lives only in this process (``memory://``). Paths and
+    chained fsspec URLs (``simplecache::gs://...``) pass unchecked.
+    """
+    plugins = plugins or default_plugins()
+    by_scheme = plugins.registry.by_scheme()
+    if "::" in url:
+        return
+    match = _SCHEME.match(url)
+    if match is None:
+        bare = _SCHEME_WITHOUT_SLASHES.match(url)
+        if bare is not None and _served(bare[1].lower(), by_scheme):
+            rest = url[bare.end() :]
+            fixed = f"{bare[1].lower()}://{'/' if bare[1].lower() == 'file' else ''}{rest}"
+            raise ConfigurationError(
+                f"{url!r} is not a store URL: a scheme is followed by '://'; use {fixed!r}"
+            )
+        return  # a local path
+    scheme, rest = match[1], url[match.end() :]
+    if scheme != scheme.lower():
+        lowered = f"{scheme.lower()}://{rest}"
+        check_store_url(lowered, plugins, persistent=persistent)
+        raise ConfigurationError(f"URL schemes are lower case: use {lowered!r}, not {url!r}")
+    if scheme in ("http", "https"):
+        raise ConfigurationError(_http_store_problem(url))
+    if scheme in _S3_ALIASES and "s3" in by_scheme:
+        raise ConfigurationError(
+            f"{url!r}: S3 stores are named s3://bucket/prefix; use 's3://{rest}'"
+        )
+    entry = by_scheme.get(scheme)
+    if entry is None and not _served(scheme, by_scheme):
+        raise ConfigurationError(_unknown_scheme(url, scheme, rest, by_scheme))
+    if persistent and entry is not None and entry.name == "memory":
+        raise ConfigurationError(
+            f"{url!r} is a memory store, which lives inside one process: what is stored there "
+            "is gone when the command exits, and no other command can read it; use a "
+            "directory (file:///path) or a bucket (s3://bucket/prefix)"
+        )
+
+
+def _fsspec_protocols() -> set[str]:
+    from fsspec.registry import available_protocols
+
+    return set(available_protocols())
+
+
+def _served(scheme: str, by_scheme: Mapping[str, Any]) -> bool:
+    """Whether a backend takes ``scheme``: a registered one, or the fsspec fallback's."""
+    if scheme in by_scheme:
+        return True
+    fallback = by_scheme.get("*")
+    if fallback is None:
+        return False
+    return fallback.name != "fsspec" or scheme in _fsspec_protocols()
+
+
+def _unknown_scheme(url: str, scheme: str, rest: str, by_scheme: Mapping[str, Any]) -> str:
+    import difflib
+
+    registered = sorted(name for name in by_scheme if name != "*")
+    close = difflib.get_close_matches(scheme, registered, n=1, cutoff=0.5)
+    if not close and "*" in by_scheme:
+        close = difflib.get_close_matches(scheme, sorted(_fsspec_protocols()), n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}://{rest}'?" if close else ""
+    known = ", ".join(f"{name}://" for name in registered)
+    others = " and the installed fsspec filesystems (gs://, az://, ...)" if "*" in by_scheme else ""
+    return (
+        f"no store serves {scheme}:// URLs ({url!r}).{hint} Stores: a directory path, "
+        f"{known}{others}"
+    )
+
+
+def _http_store_problem(url: str) -> str:
+    """What to use instead of an HTTP(S) address: its ``s3://`` form for S3's own host names,
+    the s3 store with ``--endpoint-url`` for anything else (an S3-compatible service)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    path = parts.path.strip("/")
+    aws = _S3_HOST.fullmatch(host)
+    if aws is None:
+        endpoint = f"{parts.scheme}://{parts.netloc}"
+        bucket, _, prefix = path.partition("/")
+        guess = f"s3://{bucket or 'BUCKET'}" + (f"/{prefix}" if prefix else "")
+        return (
+            f"{url!r} is an HTTP(S) address, not a store (offload writes, reads and lists "
+            f"payloads through a store); for an S3-compatible service at {endpoint}, use "
+            f"--store {guess} --endpoint-url {endpoint}"
+        )
+    region_match = _REGION.search(aws["rest"] or "")
+    region = region_match[0] if region_match else None
+    partition = "aws-cn" if aws["cn"] else "aws"
+    bucket, rest = aws["bucket"], aws["rest"] or ""
+    if bucket is None:  # path style: the bucket is the path's first segment
+        bucket, _, path = path.partition("/")
+        bucket = bucket or "BUCKET"
+    elif rest.startswith("-accesspoint"):  # <name>-<account>.s3-accesspoint.<region>...
+        named = re.fullmatch(r"(.+)-([0-9]{12})", bucket)
+        if named is not None:
+            bucket = f"arn:{partition}:s3:{region or 'REGION'}:{named[2]}:accesspoint/{named[1]}"
+    elif rest == "-global" and bucket.endswith(".accesspoint"):  # a Multi-Region Access Point
+        alias = bucket.removesuffix(".accesspoint")
+        bucket = f"arn:{partition}:s3::ACCOUNT:accesspoint/{alias}"
+    suggestion = f"s3://{bucket}" + (f"/{path}" if path else "")
+    with_region = f" (with --region {region})" if region and "accesspoint" not in rest else ""
+    return (
+        f"{url!r} is an S3 address over HTTP(S); stores are named by their s3:// URL: use "
+        f"{suggestion!r}{with_region}"
+    )
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """What the command line's AWS flags set on ``s3://`` stores: s3fs storage options (the
+    endpoint, the credentials profile, the client's region) and the S3 store's encryption."""
+
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    #: ``AES256``, ``aws:kms`` or ``aws:kms:dsse``; a KMS key alone implies ``aws:kms``.
+    sse: str | None = None
+    kms_key_id: str | None = None
+
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments for the s3 backend (its own options and s3fs storage options)."""
+        out: dict[str, Any] = {}
+        if self.endpoint_url:
+            out["endpoint_url"] = self.endpoint_url
+        if self.profile:
+            out["profile"] = self.profile
+        if self.region:
+            out["client_kwargs"] = {"region_name": self.region}
+        if self.sse:
+            out["sse"] = self.sse
+        if self.kms_key_id:
+            out["kms_key_id"] = self.kms_key_id
+        return out
+
+
+def open_store(
+    url: str,
+    *,
+    s3: S3Options | None = None,
+    plugins: Plugins | None = None,
+    persistent: bool = False,
+) -> Store:
+    """The store for ``url`` after :func:`check_store_url`; ``s3`` applies to ``s3://`` URLs."""
+    plugins = plugins or default_plugins()
+    check_store_url(url, plugins, persistent=persistent)
+    options = s3.store_options() if s3 is not None and url.startswith("s3://") else {}
+    return plugins.open_store(url, **options)
 
 
 # -- messages as operators find them -----------------------------------------------------------
@@ -72,6 +260,9 @@ class Message:
     body: str
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
     source: str = "message body"
+    #: Found inside a message or event (an SQS message, a Lambda record, an EventBridge event),
+    #: not given as a bare body.
+    wrapped: bool = False
 
 
 def read_input(value: str, stdin: IO[bytes] | None = None) -> str:
@@ -142,7 +333,7 @@ def _record(raw: object, source: str) -> Message:
         raise ConfigurationError(f"{source} is not a JSON object")
     if isinstance(raw.get("Sns"), dict):
         # A Lambda SNS record holds the notification envelope itself: unwrap it as one.
-        return Message(json.dumps(raw["Sns"]), {}, f"{source} (SNS)")
+        return Message(json.dumps(raw["Sns"]), {}, f"{source} (SNS)", wrapped=True)
     body = raw.get("body", raw.get("Body"))
     if not isinstance(body, str):
         raise ConfigurationError(f"{source} has no 'body' or 'Sns' to read a message from")
@@ -154,7 +345,7 @@ def _record(raw: object, source: str) -> Message:
             event = json.loads(body)
             if _is_eventbridge(event):
                 return _eventbridge(event, f"{source} (EventBridge event)")
-    return Message(body, attributes, source)
+    return Message(body, attributes, source, wrapped=True)
 
 
 def _is_eventbridge(value: object) -> bool:
@@ -164,7 +355,7 @@ def _is_eventbridge(value: object) -> bool:
 def _eventbridge(event: Mapping[str, Any], source: str) -> Message:
     detail = event["detail"]
     body = detail if isinstance(detail, str) else json.dumps(detail, separators=(",", ":"))
-    return Message(body, {}, source)
+    return Message(body, {}, source, wrapped=True)
 
 
 def _attributes(raw: object, source: str) -> dict[str, Attribute]:
@@ -261,9 +452,13 @@ def put_file(
     content_type: str | None = None,
     progress: Progress | None = None,
 ) -> Stored:
-    """Store a file, streamed, and return the pointer message that names it."""
+    """Store a file, streamed, and return the pointer message that names it. With the AWS
+    pointer format the file must be UTF-8 text, as AWS extended clients read it: anything else
+    is refused before the upload completes."""
     with path.open("rb") as file:
-        chunks = _counted(iter_chunks(file), progress)
+        chunks: Payload = _counted(iter_chunks(file), progress)
+        if offloader.pointer_format == "aws":
+            chunks = require_utf8(chunks)
         pointer = offloader.store_payload(chunks, content_type=content_type)
     encoded = offloader.encode(pointer)
     return Stored(pointer, encoded.body, encoded.attributes)
@@ -276,12 +471,54 @@ def _counted(chunks: Iterable[Frozen], progress: Progress | None) -> Iterator[Fr
         yield chunk
 
 
+def publisher(
+    store: str,
+    *,
+    compression: str | None = None,
+    checksum: str = "sha256",
+    pointer_format: str | None = None,
+    expires_after: timedelta | None = None,
+    s3: S3Options | None = None,
+    plugins: Plugins | None = None,
+    persistent: bool = False,
+) -> Offloader:
+    """An offloader that stores into ``store``. An expiry is refused, before anything is
+    stored, with a pointer format that cannot carry one (the AWS format)."""
+    plugins = plugins or default_plugins()
+    offloader = Offloader(
+        open_store(store, s3=s3, plugins=plugins, persistent=persistent),
+        compression=compression,
+        checksum=checksum,
+        pointer_format=pointer_format,
+        expires_after=expires_after,
+        plugins=plugins,
+    )
+    if expires_after is not None:
+        fmt = plugins.get("pointer_format", offloader.pointer_format)()
+        probe = Pointer(
+            offloader.store.location("probe"),
+            size=0,
+            codec=offloader.compression,
+            dialect=offloader.pointer_format,
+            expires=datetime(2000, 1, 1, tzinfo=timezone.utc),
+        )
+        encoded = fmt.encode(probe)
+        decoded = fmt.decode(encoded.body, encoded.attributes)
+        if decoded is None or decoded.expires is None:
+            raise IncompatibleOptionsError(
+                f"the {offloader.pointer_format} pointer format cannot carry an expiry "
+                "(AWS extended clients know none): use --format native with --expires-after"
+            )
+    return offloader
+
+
 def consumer(
     stores: Sequence[str],
     allow: Sequence[str] = (),
     *,
-    storage_options: Mapping[str, Any] | None = None,
+    s3: S3Options | None = None,
     plugins: Plugins | None = None,
+    persistent: bool = False,
 ) -> Offloader:
     """An offloader that reads only from ``stores`` and ``allow``; naming none is an error."""
     trusted = [*stores, *allow]
@@ -290,15 +527,68 @@ def consumer(
             "no trusted store: pass --store URL (or --allow URL) for where payloads may be read "
             "from; a pointer's location is never trusted on its own"
         )
-    return Offloader(
-        trusted[0], allow=trusted[1:], storage_options=storage_options, plugins=plugins
+    plugins = plugins or default_plugins()
+    opened = [open_store(url, s3=s3, plugins=plugins, persistent=persistent) for url in trusted]
+    return Offloader(opened[0], allow=opened[1:], plugins=plugins)
+
+
+def choose_message(messages: Sequence[Message], record: int | None = None) -> Message:
+    """The one message to read: the only one, or number ``record`` of several."""
+    if record is None and len(messages) > 1:
+        last = len(messages) - 1
+        raise ConfigurationError(
+            f"the input holds {len(messages)} messages; choose one with --record 0..{last}"
+        )
+    index = record or 0
+    if index >= len(messages):
+        raise ConfigurationError(f"--record {index}: the input holds {len(messages)} message(s)")
+    return messages[index]
+
+
+def receive(
+    offloader: Offloader, message: Message, *, inline: bool = False, given: str | None = None
+) -> Received:
+    """The message as received, to read its payload from.
+
+    A pointer, or a message found inside a message or event (an SQS message, a Lambda record,
+    an EventBridge event, an SNS notification), is read as it is. A bare body that is no
+    pointer is refused unless ``inline`` says to take it as the payload: a mistyped argument
+    must not become a payload. ``given`` is the argument the message came from, for the error.
+    """
+    received = offloader.parse(message.body, message.attributes)
+    if received.pointer is not None or inline or message.wrapped:
+        return received
+    if unwrap_sns(message.body, message.attributes)[0] != message.body:
+        return received
+    raise ConfigurationError(_not_a_message(given))
+
+
+def _not_a_message(given: str | None) -> str:
+    if given is not None and given[:1] not in ("-", "@") and os.path.isfile(given):
+        return (
+            f"{given!r} is not a message or a pointer but the name of a file: pass @{given} to "
+            "read the message in it"
+        )
+    if given is None:
+        what = "the message"
+    elif given == "-":
+        what = "what standard input holds"
+    elif given.startswith("@"):
+        what = f"what the file {given[1:]} holds"
+    else:
+        what = f"the argument {given if len(given) <= 40 else given[:37] + '...'!r}"
+    return (
+        f"{what} is not a pointer or a message (SQS message, Lambda event, EventBridge event or "
+        "SNS notification): pass what 'offload put' printed, its body, '-' for stdin or @FILE; "
+        "or --inline to write a bare body as the payload"
     )
 
 
 @dataclass(frozen=True)
 class Saved:
-    """A payload written to a file by :func:`save_payload`."""
+    """A payload written by :func:`save_payload` or :func:`write_payload`."""
 
+    #: The file written, ``-`` for a stream (standard output).
     path: str
     size: int
     #: False for an inline message, whose body was written.
@@ -323,22 +613,11 @@ def save_payload(
     """
     if not dest.parent.is_dir():
         raise ConfigurationError(f"cannot write {dest}: {dest.parent} is not a directory")
-    pointer = received.pointer
-    if pointer is None:
-        body = received.body
-        stream: IO[bytes] = io.BytesIO(body.encode() if isinstance(body, str) else body)
-    else:
-        stream = offloader.open_pointer(pointer)  # refuses untrusted locations before any I/O
-    with stream:
+    with _payload_stream(offloader, received) as stream:
         fd, tmp = _create_beside(dest)
         try:
             with os.fdopen(fd, "wb") as out:
-                size = 0
-                while chunk := stream.read(_COPY_CHUNK):
-                    out.write(chunk)
-                    size += len(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
+                size = _copy(stream, out, progress)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
@@ -346,8 +625,51 @@ def save_payload(
             with suppress(OSError):
                 os.unlink(tmp)
             raise
+    return _saved(str(dest), size, received, stream)
+
+
+def write_payload(
+    offloader: Offloader,
+    received: Received,
+    out: IO[bytes],
+    *,
+    progress: Progress | None = None,
+) -> Saved:
+    """Write the payload of ``received`` to ``out`` (standard output) once it is verified.
+
+    The bytes are spooled to an unnamed temporary file (in ``TMPDIR``) and copied to ``out``
+    only after the last read has passed every check, so nothing unverified reaches a pipe.
+    """
+    with _payload_stream(offloader, received) as stream, tempfile.TemporaryFile() as spool:
+        size = _copy(stream, spool, progress)
+        spool.seek(0)
+        _copy(spool, out, None)
+        out.flush()
+    return _saved("-", size, received, stream)
+
+
+def _payload_stream(offloader: Offloader, received: Received) -> IO[bytes]:
+    pointer = received.pointer
+    if pointer is None:
+        body = received.body
+        return io.BytesIO(body.encode() if isinstance(body, str) else body)
+    return offloader.open_pointer(pointer)  # refuses untrusted locations before any I/O
+
+
+def _copy(source: IO[bytes], out: IO[bytes], progress: Progress | None) -> int:
+    size = 0
+    while chunk := source.read(_COPY_CHUNK):
+        out.write(chunk)
+        size += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return size
+
+
+def _saved(path: str, size: int, received: Received, stream: IO[bytes]) -> Saved:
+    pointer = received.pointer
     return Saved(
-        path=str(dest),
+        path=path,
         size=size,
         offloaded=pointer is not None,
         location=pointer.location if pointer else None,

@@ -19,6 +19,7 @@ from offload_core import Offloader, ops
 from offload_core.errors import (
     ConfigurationError,
     DigestMismatchError,
+    IncompatibleOptionsError,
     LocationNotAllowedError,
 )
 from offload_core.message import Attribute
@@ -241,6 +242,164 @@ def test_save_needs_an_existing_directory(tmp_path: Path) -> None:
     consumer = ops.consumer(["memory://inline"])
     with pytest.raises(ConfigurationError, match="not a directory"):
         ops.save_payload(consumer, consumer.parse("x"), tmp_path / "missing" / "out")
+
+
+def test_write_payload_spools_then_writes_only_verified_bytes(
+    memory_url: str, tmp_path: Path
+) -> None:
+    publisher = Offloader(memory_url)
+    message = put_bytes(publisher, tmp_path)
+    consumer = ops.consumer([memory_url])
+    received = consumer.parse(message.body, message.attributes)
+    out = io.BytesIO()
+    saved = ops.write_payload(consumer, received, out)
+    assert out.getvalue() == PAYLOAD
+    assert (saved.path, saved.size, saved.checks) == ("-", len(PAYLOAD), ("size", "sha256 digest"))
+
+    assert received.pointer is not None
+    key = publisher.store.key_for(received.pointer.location)
+    assert key is not None
+    with publisher.store.open_write(key) as sink:
+        sink.write(PAYLOAD[:-1] + b"X")
+    out = io.BytesIO()
+    with pytest.raises(DigestMismatchError):
+        ops.write_payload(consumer, received, out)
+    assert out.getvalue() == b""
+
+
+def test_receive_refuses_a_bare_body_that_is_no_pointer(tmp_path: Path) -> None:
+    consumer = ops.consumer(["memory://receive"])
+    with pytest.raises(ConfigurationError, match="--inline"):
+        ops.receive(consumer, ops.Message("hello"), given="hello")
+    assert ops.receive(consumer, ops.Message("hello"), inline=True).body == "hello"
+    (wrapped,) = ops.parse_messages(json.dumps({"Body": "hello"}))
+    assert ops.receive(consumer, wrapped).body == "hello"
+    (enveloped,) = ops.load_messages(f"@{MESSAGES / 'sns-inline.json'}")
+    assert ops.receive(consumer, enveloped).pointer is None
+
+    (tmp_path / "ptr").write_text("not a message")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(ConfigurationError, match="pass @ptr"):
+            ops.receive(consumer, ops.Message("ptr"), given="ptr")
+    finally:
+        os.chdir(cwd)
+
+
+def test_choose_message_needs_a_record_number_for_several() -> None:
+    messages = [ops.Message("a"), ops.Message("b")]
+    with pytest.raises(ConfigurationError, match=r"--record 0\.\.1"):
+        ops.choose_message(messages)
+    assert ops.choose_message(messages, 1).body == "b"
+    with pytest.raises(ConfigurationError, match="--record 2"):
+        ops.choose_message(messages, 2)
+
+
+def test_a_publisher_refuses_an_expiry_its_format_cannot_carry() -> None:
+    s3 = ops.S3Options(endpoint_url="http://127.0.0.1:9", region="us-east-1")  # never reached
+    with pytest.raises(IncompatibleOptionsError, match="--format native"):
+        ops.publisher("s3://some-bucket", expires_after=timedelta(days=1), s3=s3)
+    native = ops.publisher(
+        "s3://some-bucket", expires_after=timedelta(days=1), pointer_format="native", s3=s3
+    )
+    assert native.expires_after == timedelta(days=1)
+
+
+# -- store URLs and S3 options -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [
+        ("http://example.com/bucket/p", "--store s3://bucket/p --endpoint-url http://example.com"),
+        ("https://localhost:4566", "--store s3://BUCKET --endpoint-url https://localhost:4566"),
+        ("https://bucket.s3.amazonaws.com/x/y", "use 's3://bucket/x/y'"),
+        ("https://my.bucket.s3.amazonaws.com", "use 's3://my.bucket'"),
+        (
+            "https://bucket.s3.eu-west-1.amazonaws.com/x",
+            "'s3://bucket/x' (with --region eu-west-1)",
+        ),
+        (
+            "https://bucket.s3-us-west-2.amazonaws.com/x",
+            "'s3://bucket/x' (with --region us-west-2)",
+        ),
+        (
+            "https://bucket.s3.dualstack.ap-south-1.amazonaws.com",
+            "'s3://bucket' (with --region ap-south-1)",
+        ),
+        ("http://s3.amazonaws.com/bucket/x", "use 's3://bucket/x'"),
+        (
+            "https://s3.us-gov-west-1.amazonaws.com/bucket",
+            "'s3://bucket' (with --region us-gov-west-1)",
+        ),
+        (
+            "https://bucket.s3.cn-north-1.amazonaws.com.cn/x",
+            "'s3://bucket/x' (with --region cn-north-1)",
+        ),
+        (
+            "https://orders-123456789012.s3-accesspoint.eu-west-1.amazonaws.com/p",
+            "'s3://arn:aws:s3:eu-west-1:123456789012:accesspoint/orders/p'",
+        ),
+        (
+            "https://mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com",
+            "'s3://arn:aws:s3::ACCOUNT:accesspoint/mfzwi23gnjvgw.mrap'",
+        ),
+        ("HTTPS://bucket.s3.amazonaws.com/x", "use 's3://bucket/x'"),
+        ("S3://bucket/x", "URL schemes are lower case: use 's3://bucket/x'"),
+        ("File:///tmp/x", "use 'file:///tmp/x'"),
+        ("s4://bucket", "Did you mean 's3://bucket'?"),
+        ("gz://bucket", "Did you mean 'gs://bucket'?"),
+        ("nosuchscheme://bucket", "Stores: a directory path, file://, memory://, s3://"),
+        ("s3a://bucket/x", "use 's3://bucket/x'"),
+        ("s3n://bucket", "use 's3://bucket'"),
+        ("s3:/bucket", "use 's3://bucket'"),
+        ("s3:bucket", "use 's3://bucket'"),
+        ("file:/tmp/x", "use 'file:///tmp/x'"),
+    ],
+)
+def test_store_urls_that_are_not_stores_say_what_to_use(url: str, advice: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        ops.check_store_url(url)
+    assert advice in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["s3://bucket/x", "file:///tmp/x", "/tmp/x", "relative/dir", "memory://x", "gs://bucket",
+     "simplecache::s3://bucket", "C:\\payloads", "weird:name"],
+)  # fmt: skip
+def test_store_urls_that_are_stores_pass(url: str) -> None:
+    ops.check_store_url(url)
+
+
+def test_memory_stores_are_refused_where_they_must_outlive_the_process() -> None:
+    with pytest.raises(ConfigurationError, match="lives inside one process"):
+        ops.check_store_url("memory://x", persistent=True)
+    with pytest.raises(ConfigurationError, match="lives inside one process"):
+        ops.consumer(["memory://x"], persistent=True)
+
+
+def test_s3_options_map_onto_the_s3_store_and_only_it(tmp_path: Path) -> None:
+    s3 = ops.S3Options(
+        endpoint_url="http://127.0.0.1:9",
+        profile="team",
+        region="eu-west-1",
+        sse="aws:kms",
+        kms_key_id="alias/payloads",
+    )
+    store: Any = ops.open_store("s3://bucket/prefix", s3=s3)
+    assert store.fs.endpoint_url == "http://127.0.0.1:9"
+    assert store.fs.client_kwargs == {"region_name": "eu-west-1"}
+    assert store.fs.kwargs["profile"] == "team"
+    assert store.fs.s3_additional_kwargs == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "alias/payloads",
+    }
+    local = ops.open_store(tmp_path.as_uri(), s3=s3)  # not an S3 store: left alone
+    assert local.url == tmp_path.as_uri()
+    consumer = ops.consumer([tmp_path.as_uri()], ["s3://bucket/prefix"], s3=s3)
+    assert consumer.store.url == tmp_path.as_uri()
 
 
 # -- inspect against stores --------------------------------------------------------------------
