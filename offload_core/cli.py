@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from importlib import metadata
@@ -21,7 +21,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from . import __version__, ops
 from .errors import ConfigurationError, LocationNotAllowedError, OffloadError
-from .offloader import Offloader
 from .plugins import ENTRY_POINT_GROUP, default_plugins
 from .pointer import Pointer
 
@@ -62,7 +61,8 @@ def cli() -> None:
     is_flag=True,
     help="Also list installed plugins that OFFLOAD_PLUGINS/OFFLOAD_DISABLED_PLUGINS skip.",
 )
-def plugins(show_all: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (what it prints anyway).")
+def plugins(show_all: bool, as_json: bool) -> None:
     """List the plugins as JSON: distribution, hooks, and what each registers."""
     loaded = default_plugins()
     rows: list[dict[str, Any]] = [dict(row, loaded=True) for row in loaded.describe()]
@@ -85,7 +85,9 @@ def plugins(show_all: bool) -> None:
 # -- operator commands ----------------------------------------------------------------------
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
     try:
         return ops.parse_duration(value)
     except ValueError as exc:
@@ -96,25 +98,77 @@ def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2))
 
 
+_BINARY_UNITS = ("KiB", "MiB", "GiB", "TiB")
+
+
+def _binary(n: float) -> str:
+    """``n`` bytes in binary units, the one unit system of the command line: 512 B, 1.5 MiB."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in _BINARY_UNITS:
+        n /= 1024
+        if n < 1024 or unit == _BINARY_UNITS[-1]:
+            break
+    return f"{n:.1f} {unit}"
+
+
 def _size(n: int | None) -> str:
-    return "unknown" if n is None else f"{n:,} bytes"
+    """A byte count for people, exact too: ``900 bytes``, ``1.5 MiB (1,572,864 bytes)``."""
+    if n is None:
+        return "unknown"
+    return f"{n:,} bytes" if n < 1024 else f"{_binary(n)} ({n:,} bytes)"
+
+
+def _seconds(elapsed: float) -> str:
+    if elapsed < 60:
+        return f"{elapsed:.2f} s" if elapsed < 1 else f"{elapsed:.1f} s"
+    minutes, seconds = divmod(round(elapsed), 60)
+    return f"{minutes} min {seconds} s"
+
+
+def _bar_type() -> Any:
+    """tqdm's bar drawing sizes and rates in binary units (tqdm's own use decimal prefixes)."""
+    from tqdm import tqdm
+
+    class BinaryBar(tqdm):  # type: ignore[misc]
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            values: dict[str, Any] = super().format_dict
+            rate, total = values.get("rate"), values.get("total")
+            values["done"] = _binary(values.get("n") or 0)
+            values["size"] = "?" if total is None else _binary(total)
+            values["speed"] = f"{_binary(rate)}/s" if rate else "? B/s"
+            return values
+
+    return BinaryBar
 
 
 @contextmanager
 def _progress(total: int | None, what: str) -> Iterator[Callable[[int], None]]:
-    """A byte counter drawn as a tqdm bar on stderr when it is a terminal; quiet otherwise."""
-    from tqdm import tqdm
-
-    with tqdm(
-        total=total,
-        desc=what,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        leave=False,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
+    """A byte counter drawn as a bar on stderr when it is a terminal, replaced by a summary line
+    (``get: 1.5 MiB in 0.4 s, 3.8 MiB/s``) once the transfer is done; quiet otherwise."""
+    if not sys.stderr.isatty():
+        yield _ignore
+        return
+    bar_format = (
+        "{desc}: {percentage:3.0f}%|{bar}| {done}/{size} [{elapsed}<{remaining}, {speed}]"
+        if total
+        else "{desc}: {done} [{elapsed}, {speed}]"
+    )
+    bar = _bar_type()(total=total, desc=what, leave=False, bar_format=bar_format)
+    try:
         yield bar.update
+    except BaseException:
+        bar.close()
+        raise
+    done, elapsed = bar.n, bar.format_dict["elapsed"]
+    bar.close()
+    rate = f", {_binary(done / elapsed)}/s" if elapsed > 0 else ""
+    click.echo(f"{what}: {_binary(done)} in {_seconds(elapsed)}{rate}", err=True)
+
+
+def _ignore(_n: int) -> None:
+    pass
 
 
 def _describe_pointer(pointer: Pointer) -> list[tuple[str, str]]:
@@ -153,6 +207,45 @@ _allow_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+def _aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--endpoint-url``, ``--profile`` and ``--region``, for the command's s3:// stores."""
+    options = [
+        click.option(
+            "--endpoint-url",
+            metavar="URL",
+            help="S3 endpoint to use instead of AWS's (an S3-compatible service, a local moto).",
+        ),
+        click.option("--profile", help="AWS profile for s3:// stores (default: AWS_PROFILE)."),
+        click.option("--region", help="AWS region of s3:// stores (default: the AWS config's)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+#: The command line's flag for each field of :class:`ops.S3Options`.
+_S3_FLAGS = {
+    "endpoint_url": "--endpoint-url",
+    "profile": "--profile",
+    "region": "--region",
+    "sse": "--sse",
+    "kms_key_id": "--sse-kms-key",
+}
+
+
+def _s3_options(urls: Sequence[str], **values: str | None) -> ops.S3Options:
+    """The S3 options given (``values`` by :class:`ops.S3Options` field), after checking the
+    command's store URLs; refused when none of those is an s3:// store."""
+    for url in urls:
+        ops.check_store_url(url, persistent=True)
+    given = {name: value for name, value in values.items() if value}
+    if given and not any(url.startswith("s3://") for url in urls):
+        flags = " and ".join(_S3_FLAGS[name] for name in given)
+        stores = f"{urls[0]} is not one" if len(urls) == 1 else f"none of {', '.join(urls)} is"
+        raise ConfigurationError(f"{flags}: only for s3:// stores, and {stores}")
+    return ops.S3Options(**given)
+
+
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--store", required=True, metavar="URL", help="Where to store the payload.")
@@ -165,6 +258,20 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
     help="Pointer format; default aws for S3 without compression, native otherwise.",
 )
 @click.option("--content-type", metavar="TYPE", help="Media type recorded in the pointer.")
+@click.option(
+    "--expires-after",
+    callback=_duration,
+    metavar="AGE",
+    help="Record an expiry (30m, 12h, 7d) in the pointer and the object's metadata; deleting "
+    "is the store's lifecycle rule. Needs the native format.",
+)
+@click.option(
+    "--sse",
+    type=click.Choice(["AES256", "aws:kms", "aws:kms:dsse"]),
+    help="S3 server-side encryption (default: the bucket's).",
+)
+@click.option("--sse-kms-key", metavar="KEY", help="KMS key id or ARN to encrypt with (aws:kms).")
+@_aws_options
 @_json_option
 def put(
     file: Path,
@@ -173,18 +280,40 @@ def put(
     checksum: str,
     pointer_format: str | None,
     content_type: str | None,
+    expires_after: timedelta | None,
+    sse: str | None,
+    sse_kms_key: str | None,
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
     as_json: bool,
 ) -> None:
     """Store FILE and print the pointer message (body and attributes) that names it.
 
-    The --json output is an SQS message as boto3 returns one; 'offload get' reads it back.
+    On a terminal it prints a summary; otherwise (redirected or piped), and with --json, it
+    prints the message as JSON, an SQS message as boto3 returns one, which 'offload get' reads
+    back: offload put FILE --store URL > msg.json; offload get @msg.json -o OUT --store URL.
     """
-    offloader = Offloader(
-        store, compression=compression, checksum=checksum, pointer_format=pointer_format
+    s3 = _s3_options(
+        [store],
+        endpoint_url=endpoint_url,
+        profile=profile,
+        region=region,
+        sse=sse,
+        kms_key_id=sse_kms_key,
+    )
+    offloader = ops.publisher(
+        store,
+        compression=compression,
+        checksum=checksum,
+        pointer_format=pointer_format,
+        expires_after=expires_after,
+        s3=s3,
+        persistent=True,
     )
     with _progress(file.stat().st_size, "put") as update:
         stored = ops.put_file(offloader, file, content_type=content_type, progress=update)
-    if as_json:
+    if as_json or not sys.stdout.isatty():
         _print_json(stored.to_json())
         return
     rows = _describe_pointer(stored.pointer)
@@ -202,12 +331,19 @@ def put(
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="File to write the payload to (replaced only once the payload is verified).",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path),
+    help="File to write the payload to (replaced only once the payload is verified), or - for "
+    "standard output (written once verified).",
 )
 @_store_option
 @_allow_option
 @click.option("--record", type=click.IntRange(0), help="Which message of a multi-record event.")
+@click.option(
+    "--inline",
+    is_flag=True,
+    help="Also take a bare body that is no pointer as the payload (written as it is).",
+)
+@_aws_options
 @_json_option
 def get(
     message: str,
@@ -215,40 +351,46 @@ def get(
     stores: tuple[str, ...],
     allow: tuple[str, ...],
     record: int | None,
+    inline: bool,
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
     as_json: bool,
 ) -> None:
     """Write the payload a pointer or message names to a file, verified.
 
-    POINTER|MESSAGE is a message body, an SQS message or Lambda event as JSON, '-' for stdin or
-    @PATH for a file. Only locations under --store/--allow are read.
+    POINTER|MESSAGE is a pointer body, an SQS message (what 'offload put' prints), a Lambda or
+    EventBridge event as JSON, '-' for stdin or @PATH for a file. Only locations under
+    --store/--allow are read. With -o -, the payload goes to standard output and the report to
+    standard error.
     """
-    offloader = ops.consumer(stores, allow)
-    messages = ops.load_messages(message, sys.stdin.buffer)
-    if record is None and len(messages) > 1:
-        last = len(messages) - 1
-        raise ConfigurationError(
-            f"the input holds {len(messages)} messages; choose one with --record 0..{last}"
-        )
-    index = record or 0
-    if index >= len(messages):
-        raise ConfigurationError(f"--record {index}: the input holds {len(messages)} message(s)")
-    chosen = messages[index]
-    received = offloader.parse(chosen.body, chosen.attributes)
+    s3 = _s3_options([*stores, *allow], endpoint_url=endpoint_url, profile=profile, region=region)
+    offloader = ops.consumer(stores, allow, s3=s3, persistent=True)
+    chosen = ops.choose_message(ops.load_messages(message, sys.stdin.buffer), record)
+    received = ops.receive(offloader, chosen, inline=inline, given=message)
     total = received.pointer.size if received.pointer else None
+    to_stdout = str(output) == "-"
     with _progress(total, "get") as update:
-        saved = ops.save_payload(offloader, received, output, progress=update)
+        if to_stdout:
+            saved = ops.write_payload(offloader, received, sys.stdout.buffer, progress=update)
+        else:
+            saved = ops.save_payload(offloader, received, output, progress=update)
     if as_json:
-        _print_json(saved.to_json())
+        click.echo(json.dumps(saved.to_json(), indent=2), err=to_stdout)
         return
+    target = "standard output" if to_stdout else saved.path
     if not saved.offloaded:
-        click.echo(f"wrote {saved.path}: {_size(saved.size)} (inline message, no pointer)")
+        click.echo(
+            f"wrote {target}: {_size(saved.size)} (inline message, no pointer)", err=to_stdout
+        )
     elif saved.checks:
         click.echo(
-            f"wrote {saved.path}: {_size(saved.size)} from {saved.location} "
-            f"({saved.dialect}); verified {' and '.join(saved.checks)}"
+            f"wrote {target}: {_size(saved.size)} from {saved.location} "
+            f"({saved.dialect}); verified {' and '.join(saved.checks)}",
+            err=to_stdout,
         )
     else:
-        click.echo(f"wrote {saved.path}: {_size(saved.size)} from {saved.location}")
+        click.echo(f"wrote {target}: {_size(saved.size)} from {saved.location}", err=to_stdout)
         click.echo(
             f"offload: warning: the {saved.dialect} pointer carries no size or digest; "
             "the payload could not be verified",
@@ -265,9 +407,17 @@ def get(
     is_flag=True,
     help="Resolve by reading and verifying the whole payload, not only asking for its info.",
 )
+@_aws_options
 @_json_option
 def inspect_command(
-    message: str, stores: tuple[str, ...], allow: tuple[str, ...], read: bool, as_json: bool
+    message: str,
+    stores: tuple[str, ...],
+    allow: tuple[str, ...],
+    read: bool,
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
+    as_json: bool,
 ) -> None:
     """Say what a message is: its dialect, envelope, what it points to and whether that resolves.
 
@@ -276,7 +426,8 @@ def inspect_command(
     verified with --read). Exit status 1 if any message is malformed, not allowed or does not
     resolve.
     """
-    offloader = ops.consumer(stores, allow) if stores or allow else None
+    s3 = _s3_options([*stores, *allow], endpoint_url=endpoint_url, profile=profile, region=region)
+    offloader = ops.consumer(stores, allow, s3=s3, persistent=True) if stores or allow else None
     messages = ops.load_messages(message, sys.stdin.buffer)
     found = [ops.inspect_message(m, offloader, read=read) for m in messages]
     if as_json:
@@ -330,20 +481,31 @@ def _inspection_rows(item: ops.Inspection) -> list[tuple[str, str]]:
     "--older-than",
     required=True,
     callback=_duration,
+    metavar="AGE",
     help="Age past which a payload is garbage: 30m, 12h, 7d, 2w.",
 )
 @click.option("--prefix", default="", help="Only keys under this prefix of the store.")
 @click.option("--delete", is_flag=True, help="Delete them; without it, only list (dry run).")
+@_aws_options
 @_json_option
-def gc(store: str, older_than: timedelta, prefix: str, delete: bool, as_json: bool) -> None:
+def gc(
+    store: str,
+    older_than: timedelta,
+    prefix: str,
+    delete: bool,
+    endpoint_url: str | None,
+    profile: str | None,
+    region: str | None,
+    as_json: bool,
+) -> None:
     """List (or with --delete, delete) payloads in STORE older than --older-than.
 
     For stores without a lifecycle rule (local disk, other fsspec stores); S3 buckets should
     use one ('offload lifecycle'). Younger objects are never touched.
     """
-    report = ops.collect_garbage(
-        default_plugins().open_store(store), older_than, delete=delete, prefix=prefix
-    )
+    s3 = _s3_options([store], endpoint_url=endpoint_url, profile=profile, region=region)
+    opened = ops.open_store(store, s3=s3, persistent=True)
+    report = ops.collect_garbage(opened, older_than, delete=delete, prefix=prefix)
     if as_json:
         _print_json(report.to_json())
     else:
@@ -371,41 +533,121 @@ def gc(store: str, older_than: timedelta, prefix: str, delete: bool, as_json: bo
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``offload`` script. Errors are one line on stderr; the exit status is 0
-    for success, 1 when an operation or a verification failed, 2 for usage and configuration
-    errors."""
+    """Entry point of the ``offload`` script. Errors are one line on stderr, a JSON object under
+    ``--json``; the exit status is 0 for success, 1 when an operation or a verification failed,
+    2 for usage and configuration errors."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in (args[: args.index("--")] if "--" in args else args)
+
+    def fail(message: str, code: int, kind: str, exc: BaseException | None = None) -> NoReturn:
+        _fail(message, code, kind=kind, exc=exc, as_json=as_json)
+
     try:
         default_plugins().add_commands(cli)
-        code = cli.main(args=argv, prog_name="offload", standalone_mode=False)
+        code = cli.main(args=args, prog_name="offload", standalone_mode=False)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        _fail(exc.format_message() + hint, exc.exit_code)
+        fail(exc.format_message() + hint, exc.exit_code, "UsageError")
     except click.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
+        fail(exc.format_message(), exc.exit_code, type(exc).__name__)
     except (click.Abort, KeyboardInterrupt):
-        _fail("interrupted", 130)
+        fail("interrupted", 130, "Interrupted")
     except ConfigurationError as exc:
-        _fail(str(exc), 2)
+        fail(_cli_wording(exc), 2, type(exc).__name__, exc)
     except LocationNotAllowedError as exc:
-        _fail(
+        fail(
             f"refusing to read {exc.location!r}: it is not under a --store or --allow location; "
             "pass --allow with its store's URL if the sender is trusted",
             1,
+            type(exc).__name__,
+            exc,
         )
     except OffloadError as exc:
-        _fail(str(exc), 1)
+        fail(_cli_wording(exc), 1, type(exc).__name__, exc)
     except BrokenPipeError:
         # The reader went away (``offload ... | head``): stay quiet, like other tools.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     except OSError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1, type(exc).__name__, exc)
+    except Exception as exc:
+        setup = _aws_setup_problem(exc)
+        if setup is None:
+            raise
+        fail(setup, 2, type(exc).__name__, exc)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"offload: error: {' '.join(message.split())}", err=True)
+def _fail(
+    message: str, code: int, *, kind: str, exc: BaseException | None, as_json: bool
+) -> NoReturn:
+    """Say what went wrong on stderr: one line, or under ``--json`` one JSON object with the
+    message, the error's type, the exit status and what the error carries (location,
+    retryable)."""
+    text = " ".join(message.split())
+    if as_json:
+        error: dict[str, Any] = {"error": text, "type": kind, "exit_status": code}
+        if isinstance(exc, OffloadError):
+            error["retryable"] = exc.retryable
+        location = getattr(exc, "location", None)
+        if isinstance(location, str):
+            error["location"] = location
+        click.echo(json.dumps(error), err=True)
+    else:
+        click.echo(f"offload: error: {text}", err=True)
     sys.exit(code)
+
+
+#: Advice written for library callers, and what to do instead on the command line.
+_LIBRARY_WORDS = (("pointer_format='native'", "--format native"),)
+_NO_CREDENTIALS = frozenset({"NoCredentialsError", "PartialCredentialsError"})
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, each once."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+
+
+def _aws_setup_problem(exc: BaseException) -> str | None:
+    """What to set when AWS credentials are missing or the profile does not exist, said with
+    the command line's flags and environment variables (the AWS SDK's errors say neither)."""
+    for cause in _causes(exc):
+        names = {cls.__name__ for cls in type(cause).__mro__}
+        if names & _NO_CREDENTIALS:
+            location = getattr(exc, "location", None)
+            where = f" for {location}" if isinstance(location, str) else ""
+            return (
+                f"no AWS credentials found{where}: pass --profile NAME or set AWS_PROFILE, or set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or run "
+                "where an instance or task role provides them"
+            )
+        if "ProfileNotFound" in names:
+            profile = getattr(cause, "kwargs", {}).get("profile", "?")
+            return (
+                f"the AWS profile {profile!r} is not in the AWS config or credentials file "
+                "(~/.aws/config, ~/.aws/credentials, or AWS_CONFIG_FILE and "
+                "AWS_SHARED_CREDENTIALS_FILE): check --profile and AWS_PROFILE"
+            )
+    return None
+
+
+def _cli_wording(exc: OffloadError) -> str:
+    """The error's message, its advice given in terms of the command line."""
+    setup = _aws_setup_problem(exc)
+    if setup is not None:
+        return setup
+    message = str(exc)
+    for library, command_line in _LIBRARY_WORDS:
+        message = message.replace(library, command_line)
+    return message
 
 
 if __name__ == "__main__":  # pragma: no cover

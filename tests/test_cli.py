@@ -46,3 +46,9 @@ def test_plugins_can_add_commands(subprocess_env: dict[str, str]) -> None:
     out = run("acme-hello", env=subprocess_env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hello from acme"
+
+
+def test_plugins_takes_json_like_every_command(subprocess_env: dict[str, str]) -> None:
+    out = run("plugins", "--json", env=subprocess_env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == json.loads(run("plugins", env=subprocess_env).stdout)
