@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import IO, Any, BinaryIO, TypeVar, cast
+from typing import IO, Any, BinaryIO, TypeAlias, TypeVar, cast
 
 from ._utf8 import require_utf8
 from .codecs import Codec, Frozen
@@ -35,7 +36,7 @@ from .errors import (
     OffloadError,
 )
 from .events import ErrorEvent, ResolvedEvent, StoredEvent
-from .message import Attribute, OutgoingMessage
+from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
 from .pipeline import (
     CHUNK_SIZE,
     PendingWrite,
@@ -52,7 +53,7 @@ from .policy import Limits, Mode, Policy
 from .signing import Signer, Signing
 from .store import Store
 
-__all__ = ["RESERVED_ATTRIBUTES", "KeyRequest", "Offloader", "Payload", "Received"]
+__all__ = ["RESERVED_ATTRIBUTES", "KeyRequest", "Offloader", "Payload", "Received", "Sendable"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ T = TypeVar("T")
 Payload = (
     bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes | bytearray | memoryview]
 )
+
+#: What a publisher may send: a :data:`~offload_core.pipeline.Payload`, or a ``dict`` or
+#: ``list`` sent as compact JSON.
+Sendable: TypeAlias = "Payload | Mapping[str, Any] | list[Any]"
 
 #: Bytes per read of a payload that is being compressed.
 _COMPRESSED_READ = 1024 * 1024
@@ -245,9 +250,9 @@ class Offloader:
 
     def prepare(
         self,
-        payload: Payload,
+        payload: Sendable,
         *,
-        attributes: Mapping[str, Attribute] | None = None,
+        attributes: Mapping[str, AttributeLike] | None = None,
         limits: Limits | None = None,
         content_type: str | None = None,
     ) -> OutgoingMessage:
@@ -257,8 +262,9 @@ class Offloader:
         With the AWS pointer format, a payload that is not UTF-8 text is refused (AWS clients
         decode the stored body as text), as it streams and before the upload completes."""
         limits = limits or Limits()
-        attrs = dict(attributes or {})
+        attrs = as_attributes(attributes)
         self._check_attributes(attrs, limits)
+        payload, content_type = _json_encoded(payload, content_type)
         if self.pointer_format == "aws":
             payload = require_utf8(payload)
         origin = _tell(payload)
@@ -299,10 +305,10 @@ class Offloader:
 
     def publish(
         self,
-        payload: Payload,
+        payload: Sendable,
         send: Callable[[OutgoingMessage], T],
         *,
-        attributes: Mapping[str, Attribute] | None = None,
+        attributes: Mapping[str, AttributeLike] | None = None,
         limits: Limits | None = None,
         content_type: str | None = None,
     ) -> T:
@@ -318,8 +324,9 @@ class Offloader:
                 self.discard(message.pointer)
             raise
 
-    def store_payload(self, payload: Payload, *, content_type: str | None = None) -> Pointer:
+    def store_payload(self, payload: Sendable, *, content_type: str | None = None) -> Pointer:
         """Store the payload (streamed, hashed, maybe compressed) and return its pointer."""
+        payload, content_type = _json_encoded(payload, content_type)
         start = time.perf_counter()
         now = datetime.now(timezone.utc)
         expires = now + self.expires_after if self.expires_after else None
@@ -587,6 +594,19 @@ def _configured(kind: str, factory: Callable[..., T], options: Mapping[str, Any]
         raise ConfigurationError(
             f"invalid options for the {kind} {getattr(factory, 'name', factory)!r}: {exc}"
         ) from exc
+
+
+def _json_encoded(payload: Sendable, content_type: str | None) -> tuple[Payload, str | None]:
+    """A ``dict`` (any mapping) or ``list`` payload as compact JSON text, typed
+    ``application/json`` unless the caller said otherwise, as EventBridge details are; a list
+    of bytes-like pieces stays a stream of chunks. Anything else is returned as it is."""
+    if isinstance(payload, Mapping) or (
+        isinstance(payload, list)
+        and not (payload and all(isinstance(p, (bytes, bytearray, memoryview)) for p in payload))
+    ):
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        return text, content_type or "application/json"
+    return cast(Payload, payload), content_type
 
 
 def _size_of(payload: Payload) -> int | None:

@@ -387,6 +387,84 @@ def test_attribute_mistakes_fail_before_calling_sqs(
     assert stored(off) == []
 
 
+@pytest.mark.parametrize("size", [100, 1100 * KIB], ids=["inline", "stored"])
+def test_attributes_as_plain_values_and_as_boto3_shapes(
+    queue: SqsTransport, off: Offloader, size: int
+) -> None:
+    attributes = {
+        "kind": "order",
+        "count": 3,
+        "ratio": 0.5,
+        "blob": b"\x00\x01",
+        "boto": {"DataType": "String", "StringValue": "from boto3"},
+        "boto-number": {"DataType": "Number.int", "StringValue": "12"},
+        "boto-binary": {"DataType": "Binary", "BinaryValue": b"\xff"},
+        "typed": Attribute.string("as before"),
+    }
+    payload = "x" * size
+    assert (queue.send(payload, attributes=attributes).pointer is None) is (size == 100)
+    message = receive_one(queue)
+    assert message.payload() == payload.encode()
+    assert message.attributes == {
+        "kind": Attribute("String", "order"),
+        "count": Attribute("Number", "3"),
+        "ratio": Attribute("Number", "0.5"),
+        "blob": Attribute("Binary", b"\x00\x01"),
+        "boto": Attribute("String", "from boto3"),
+        "boto-number": Attribute("Number.int", "12"),
+        "boto-binary": Attribute("Binary", b"\xff"),
+        "typed": Attribute("String", "as before"),
+    }
+    message.ack()
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (True, r"Attribute\.string\('true'\)"),
+        (None, "NoneType"),
+        ({"DataType": "String"}, "boto3's shape"),
+        ({"DataType": "String", "StringListValues": ["a"]}, "list values"),
+        ({"DataType": "Binary", "BinaryValue": "text"}, "BinaryValue must be bytes"),
+        (float("nan"), "finite"),
+    ],
+    ids=["bool", "none", "no-value", "list-value", "binary-as-text", "nan"],
+)
+def test_attribute_values_it_cannot_send_are_refused_before_anything_is_stored(
+    queue: SqsTransport, sqs: Any, off: Offloader, value: Any, match: str
+) -> None:
+    calls = Calls(sqs)
+    with pytest.raises((TypeError, ValueError), match=match):
+        queue.send("x" * (1100 * KIB), attributes={"a": value})
+    with pytest.raises((TypeError, ValueError), match=match):
+        queue.send_batch([BatchEntry("x" * (1100 * KIB), attributes={"a": value})])
+    assert calls["SendMessage"] == calls["SendMessageBatch"] == 0
+    assert stored(off) == []
+
+
+LARGE_DICT = {"lines": ["x" * 100] * 12_000}
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected", "content_type"),
+    [
+        ({"id": 1, "name": "café"}, '{"id":1,"name":"café"}', None),
+        ([{"id": 1}, {"id": 2}], '[{"id":1},{"id":2}]', None),
+        (LARGE_DICT, json.dumps(LARGE_DICT, separators=(",", ":")), "application/json"),
+        ([b"chunks ", b"stay ", b"bytes"], "chunks stay bytes", None),
+    ],
+    ids=["dict", "list", "large-dict", "list-of-chunks"],
+)
+def test_dict_and_list_payloads_are_sent_as_json(
+    queue: SqsTransport, payload: Any, expected: str, content_type: str | None
+) -> None:
+    sent = queue.send(payload)
+    message = receive_one(queue)
+    assert message.payload() == expected.encode()
+    assert (sent.pointer.content_type if sent.pointer else None) == content_type
+    message.ack()
+
+
 def test_ten_attributes_and_the_marker_are_too_many_for_a_pointer(
     queue: SqsTransport, off: Offloader
 ) -> None:

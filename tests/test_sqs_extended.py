@@ -10,7 +10,11 @@ from typing import Any
 import pytest
 from sqs_support import Calls, new_queue, offloader, stored, unique
 
-from offload_core.errors import DigestMismatchError, IncompatibleOptionsError
+from offload_core.errors import (
+    DigestMismatchError,
+    IncompatibleOptionsError,
+    PayloadNotFoundError,
+)
 from offload_core.offloader import Offloader
 from offload_core.testing.aws import MotoServer
 from offload_transports.extended import (
@@ -126,21 +130,60 @@ def test_receipt_handles_parse_with_the_full_pattern() -> None:
     assert embed_receipt_handle("h", "file:///srv/payloads/k") == "h"
 
 
-def test_undeliverable_message_raises_or_is_skipped(
+def broken_batch(sqs: Any, url: str, off: Offloader, moto_server: MotoServer) -> None:
+    """Queue a fine small message, one whose payload is corrupt and one whose payload is gone."""
+    sender = SqsExtendedClient(sqs, off)
+    s3 = moto_server.client("s3")
+    bucket, _, prefix = off.store.url.removeprefix("s3://").partition("/")
+    sender.send_message(QueueUrl=url, MessageBody="fine")
+    sender.send_message(QueueUrl=url, MessageBody=BIG)
+    (corrupt,) = stored(off)
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/{corrupt}", Body=b"x" * len(BIG))
+    sender.send_message(QueueUrl=url, MessageBody=BIG.upper())
+    (missing,) = set(stored(off)) - {corrupt}
+    s3.delete_object(Bucket=bucket, Key=f"{prefix}/{missing}")
+
+
+def in_queue(sqs: Any, url: str) -> tuple[int, int]:
+    """(visible, in flight) messages of the queue."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return int(attrs[names[0]]), int(attrs[names[1]])
+
+
+def test_by_default_an_undeliverable_message_is_left_and_the_rest_returned(
     sqs: Any, url: str, off: Offloader, moto_server: MotoServer
 ) -> None:
-    strict = SqsExtendedClient(sqs, off)
-    strict.send_message(QueueUrl=url, MessageBody="fine")
-    strict.send_message(QueueUrl=url, MessageBody=BIG)
-    (key,) = stored(off)
-    bucket, _, prefix = off.store.url.removeprefix("s3://").partition("/")
-    moto_server.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=b"x" * len(BIG))
-    with pytest.raises(DigestMismatchError):
-        strict.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
-    lenient = SqsExtendedClient(sqs, off, on_error="skip")
-    got = lenient.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    broken_batch(sqs, url, off, moto_server)
+    client = SqsExtendedClient(sqs, off)
+    got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)
     assert [m["Body"] for m in got["Messages"]] == ["fine"]
+    assert in_queue(sqs, url) == (0, 3)  # the two bad ones wait for redelivery (and the DLQ)
     assert len(stored(off)) == 1  # nothing deleted
+
+
+def test_raising_releases_the_good_messages_at_once(
+    sqs: Any, url: str, off: Offloader, moto_server: MotoServer
+) -> None:
+    broken_batch(sqs, url, off, moto_server)
+    strict = SqsExtendedClient(sqs, off, on_error="raise")
+    with pytest.raises((DigestMismatchError, PayloadNotFoundError)):
+        strict.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)
+    assert in_queue(sqs, url) == (1, 2)
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)
+    assert [m["Body"] for m in again["Messages"]] == ["fine"]
+
+
+def test_ignore_payload_not_found_deletes_only_messages_whose_payload_is_gone(
+    sqs: Any, url: str, off: Offloader, moto_server: MotoServer
+) -> None:
+    broken_batch(sqs, url, off, moto_server)
+    client = SqsExtendedClient(sqs, off, ignore_payload_not_found=True)
+    got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30)
+    assert [m["Body"] for m in got["Messages"]] == ["fine"]
+    assert in_queue(sqs, url) == (0, 2)  # fine (returned) and the corrupt one; the gone one left
+    client.delete_message(QueueUrl=url, ReceiptHandle=got["Messages"][0]["ReceiptHandle"])
+    assert in_queue(sqs, url) == (0, 1)
 
 
 def test_other_calls_go_to_the_wrapped_client(client: SqsExtendedClient, url: str) -> None:

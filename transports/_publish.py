@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 from offload_core.errors import IncompatibleOptionsError, MessageTooLargeError
-from offload_core.message import Attribute, OutgoingMessage
-from offload_core.offloader import Offloader, Payload
+from offload_core.message import Attribute, AttributeLike, OutgoingMessage, as_attributes
+from offload_core.offloader import Offloader, Payload, Sendable
 from offload_core.pointer import Pointer
 from offload_core.policy import Limits, sqs_message_size
 
@@ -64,8 +64,9 @@ class BatchEntry:
     """One message of a batch; ``request`` holds further fields of the service's batch entry
     (``MessageSystemAttributes``, ``Subject``) passed on as they are."""
 
-    payload: Payload
-    attributes: Mapping[str, Attribute] | None = None
+    payload: Sendable
+    #: Values as :func:`~offload_core.message.as_attributes` takes them; kept as Attributes.
+    attributes: Mapping[str, AttributeLike] | None = None
     id: str | None = None
     group_id: str | None = None
     deduplication_id: str | None = None
@@ -73,6 +74,10 @@ class BatchEntry:
     delay_seconds: int | None = None
     content_type: str | None = None
     request: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.attributes is not None:
+            object.__setattr__(self, "attributes", as_attributes(self.attributes))
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,7 @@ class _Entry(Protocol):
     def id(self) -> str | None: ...
 
     @property
-    def payload(self) -> Payload: ...
+    def payload(self) -> Sendable: ...
 
     @property
     def content_type(self) -> str | None: ...
@@ -178,7 +183,7 @@ class Publisher(ABC, Generic[E]):
         """What this entry may measure, alone (and what a whole batch may)."""
 
     @abstractmethod
-    def _prepare(self, entry: E, payload: Payload, limits: Limits) -> OutgoingMessage:
+    def _prepare(self, entry: E, payload: Sendable, limits: Limits) -> OutgoingMessage:
         """The entry's message: inline, or pointing to its stored payload."""
 
     @abstractmethod
@@ -378,11 +383,12 @@ class MessagePublisher(Publisher[BatchEntry]):
         """Refuse, before anything is stored, what the service cannot take."""
         check_attribute_names(attributes, self.service)
 
-    def _prepare(self, entry: BatchEntry, payload: Payload, limits: Limits) -> OutgoingMessage:
-        self._check(entry.attributes or {}, _params(entry))
+    def _prepare(self, entry: BatchEntry, payload: Sendable, limits: Limits) -> OutgoingMessage:
+        attributes = as_attributes(entry.attributes)
+        self._check(attributes, _params(entry))
         return self.offloader.prepare(
             payload,
-            attributes=entry.attributes or {},
+            attributes=attributes,
             limits=limits,
             content_type=entry.content_type,
         )
@@ -410,7 +416,7 @@ class MessagePublisher(Publisher[BatchEntry]):
 
     def _send(
         self,
-        payload: Payload,
+        payload: Sendable,
         attributes: Mapping[str, Attribute],
         params: Mapping[str, Any],
         content_type: str | None = None,
@@ -439,14 +445,15 @@ class MessagePublisher(Publisher[BatchEntry]):
 
     def _send_one(
         self,
-        payload: Payload,
+        payload: Sendable,
         *,
-        attributes: Mapping[str, Attribute] | None,
+        attributes: Mapping[str, AttributeLike] | None,
         content_type: str | None,
         params: Mapping[str, Any],
     ) -> SendResult:
+        checked = as_attributes(attributes)
         with translated(self.service, self.single_operation, self.destination):
-            return self._send(payload, attributes or {}, params, content_type)
+            return self._send(payload, checked, params, content_type)
 
     def send_batch(self, entries: Iterable[BatchEntry | Payload]) -> BatchResult:
         """Send many payloads, ten per batch call.

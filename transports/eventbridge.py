@@ -41,7 +41,7 @@ from offload_core.errors import (
     TransportError,
 )
 from offload_core.message import Attribute, OutgoingMessage
-from offload_core.offloader import Offloader, Payload
+from offload_core.offloader import Offloader, Payload, Sendable
 from offload_core.policy import Limits, Measure
 
 from ._aws import boto3_client, region_of, transient
@@ -234,7 +234,7 @@ class EventBridgeTransport(Publisher[EventEntry]):
             measure=entry_measure(entry.source, entry.detail_type, entry.resources, entry.time),
         )
 
-    def _prepare(self, entry: EventEntry, payload: Payload, limits: Limits) -> OutgoingMessage:
+    def _prepare(self, entry: EventEntry, payload: Sendable, limits: Limits) -> OutgoingMessage:
         routing = self._routing(entry, payload)
         message = self.offloader.prepare(payload, limits=limits, content_type=entry.content_type)
         if message.pointer is None:
@@ -251,7 +251,7 @@ class EventBridgeTransport(Publisher[EventEntry]):
             raise
         return OutgoingMessage(detail, {}, message.pointer)
 
-    def _routing(self, entry: EventEntry, payload: Payload) -> dict[str, Any]:
+    def _routing(self, entry: EventEntry, payload: Sendable) -> dict[str, Any]:
         """The kept fields' values: from ``routing``, else from the detail itself."""
         keep = self.keep if entry.keep is None else tuple(entry.keep)
         if not keep:

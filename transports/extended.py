@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from offload_core.detect import unwrap_sns
-from offload_core.errors import IncompatibleOptionsError, OffloadError
+from offload_core.errors import IncompatibleOptionsError, OffloadError, PayloadNotFoundError
 from offload_core.formats.aws import parse_s3_location
 from offload_core.offloader import RESERVED_ATTRIBUTES, Offloader
 from offload_core.pointer import Pointer
@@ -86,9 +86,15 @@ class SqsExtendedClient:
     :param offloader: where payloads are stored, and which stores may be read.
     :param delete_payload: ``delete_message`` also deletes the payload, after the message.
     :param on_error: what ``receive_message`` does with a message whose payload cannot be
-        delivered (missing, corrupt, not allowed, not text): ``"raise"`` the error, or
-        ``"skip"`` it (logged; it reappears after its visibility timeout, and a redrive policy
-        moves it to the dead-letter queue alone rather than with the rest of the batch).
+        delivered (missing, corrupt, not allowed, not text). ``"skip"`` (the default) returns
+        the other messages and leaves that one in flight (logged): it reappears after its
+        visibility timeout, and a redrive policy moves it to the dead-letter queue alone.
+        ``"raise"`` raises the first such error, after making the batch's other messages
+        visible again at once, so that none of them waits out its visibility timeout.
+    :param ignore_payload_not_found: delete a message whose payload is gone from the store
+        (``PayloadNotFoundError``: expired or deleted) instead of leaving it to redelivery, as
+        the Java client's ``ignorePayloadNotFound`` does. S3 answers 403, not 404, for a missing
+        key when the reader may not list the bucket; such a message is not deleted.
     """
 
     def __init__(
@@ -97,7 +103,8 @@ class SqsExtendedClient:
         offloader: Offloader,
         *,
         delete_payload: bool = False,
-        on_error: Literal["raise", "skip"] = "raise",
+        on_error: Literal["raise", "skip"] = "skip",
+        ignore_payload_not_found: bool = False,
     ) -> None:
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -105,6 +112,7 @@ class SqsExtendedClient:
         self.offloader = offloader
         self.delete_payload = delete_payload
         self.on_error = on_error
+        self.ignore_payload_not_found = ignore_payload_not_found
         self._queues: dict[str, SqsTransport] = {}
         self._lock = threading.Lock()
 
@@ -161,15 +169,42 @@ class SqsExtendedClient:
         )
         if "Messages" not in response:
             return response
-        delivered = []
+        delivered: list[dict[str, Any]] = []
+        failed: list[tuple[SqsMessage, OffloadError]] = []
         for message in messages:
             try:
                 delivered.append(self._deliver(message))
             except OffloadError as exc:
-                if self.on_error == "raise":
-                    raise
-                log.warning("skipping message %s: %s", message.message_id, exc)
+                failed.append((message, exc))
+        if self.ignore_payload_not_found:
+            gone = [m for m, e in failed if isinstance(e, PayloadNotFoundError)]
+            failed = [(m, e) for m, e in failed if not isinstance(e, PayloadNotFoundError)]
+            self._delete_gone(QueueUrl, gone)
+        if failed and self.on_error == "raise":
+            self._release(QueueUrl, [m["ReceiptHandle"] for m in delivered])
+            raise failed[0][1]
+        for message, error in failed:
+            log.warning("leaving message %s for redelivery: %s", message.message_id, error)
         return {**response, "Messages": delivered}
+
+    def _delete_gone(self, url: str, messages: list[SqsMessage]) -> None:
+        """Delete messages whose payload no longer exists: no redelivery can deliver them."""
+        for message in messages:
+            log.warning("deleting message %s: its payload is gone", message.message_id)
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message.receipt_handle)
+
+    def _release(self, url: str, handles: list[str]) -> None:
+        """Make received messages visible again now (best effort)."""
+        entries = [
+            {"Id": str(i), "ReceiptHandle": split_receipt_handle(h)[0], "VisibilityTimeout": 0}
+            for i, h in enumerate(handles)
+        ]
+        if not entries:
+            return
+        try:
+            self.sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        except Exception:
+            log.warning("could not release %d received messages", len(entries), exc_info=True)
 
     def _deliver(self, message: SqsMessage) -> dict[str, Any]:
         """The message as boto3 shapes it, with the payload in place of the pointer."""

@@ -29,8 +29,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
 from offload_core.errors import IncompatibleOptionsError
-from offload_core.message import Attribute
-from offload_core.offloader import Offloader, Payload
+from offload_core.message import Attribute, AttributeLike
+from offload_core.offloader import Offloader, Payload, Sendable
 
 from ._aws import boto3_client, check_attribute_names, region_of
 from ._publish import (
@@ -125,9 +125,9 @@ class SnsTransport(MessagePublisher):
 
     def send(
         self,
-        payload: Payload,
+        payload: Sendable,
         *,
-        attributes: Mapping[str, Attribute] | None = None,
+        attributes: Mapping[str, AttributeLike] | None = None,
         group_id: str | None = None,
         deduplication_id: str | None = None,
         content_type: str | None = None,

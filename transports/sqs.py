@@ -31,8 +31,8 @@ from typing import Any, ClassVar, Final
 
 from offload_core.delivery import Delivery
 from offload_core.errors import TransportError
-from offload_core.message import Attribute
-from offload_core.offloader import Offloader, Payload
+from offload_core.message import AttributeLike
+from offload_core.offloader import Offloader, Sendable
 
 from ._aws import (
     boto3_client,
@@ -192,9 +192,9 @@ class SqsTransport(MessagePublisher):
 
     def send(
         self,
-        payload: Payload,
+        payload: Sendable,
         *,
-        attributes: Mapping[str, Attribute] | None = None,
+        attributes: Mapping[str, AttributeLike] | None = None,
         group_id: str | None = None,
         deduplication_id: str | None = None,
         delay_seconds: int | None = None,
