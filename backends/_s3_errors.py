@@ -93,6 +93,11 @@ def translate_s3_error(exc: BaseException, location: str) -> Exception | None:
     error = client_error(exc)
     if error is None:
         names = _names(exc)
+        if "ProfileNotFound" in names:
+            return ConfigurationError(
+                f"{exc}; name a profile from ~/.aws/config, or leave it out to use the "
+                "environment or an instance role"
+            )
         if names & _NO_CREDENTIALS:
             return AccessDeniedError(
                 f"no AWS credentials for {location}: {exc}; configure a profile, the environment "

@@ -258,15 +258,11 @@ class Offloader:
     ) -> OutgoingMessage:
         """An inline message if the payload fits ``limits`` (and the policy), else store it and
         return the pointer message. Reads at most the limit's worth of a stream to decide.
-
-        With the AWS pointer format, a payload that is not UTF-8 text is refused (AWS clients
-        decode the stored body as text), as it streams and before the upload completes."""
+        With the AWS pointer format a stored payload must be UTF-8 (see :meth:`store_payload`)."""
         limits = limits or Limits()
         attrs = as_attributes(attributes)
         self._check_attributes(attrs, limits)
         payload, content_type = _json_encoded(payload, content_type)
-        if self.pointer_format == "aws":
-            payload = require_utf8(payload)
         origin = _tell(payload)
         chunks: Iterator[Frozen] = iter_chunks(payload)
         if self.policy.mode != "always":
@@ -325,8 +321,13 @@ class Offloader:
             raise
 
     def store_payload(self, payload: Sendable, *, content_type: str | None = None) -> Pointer:
-        """Store the payload (streamed, hashed, maybe compressed) and return its pointer."""
+        """Store the payload (streamed, hashed, maybe compressed) and return its pointer.
+
+        With the AWS pointer format, a payload that is not UTF-8 text is refused (AWS clients
+        decode the stored body as text), as it streams and before the upload completes."""
         payload, content_type = _json_encoded(payload, content_type)
+        if self.pointer_format == "aws":
+            payload = require_utf8(payload)
         start = time.perf_counter()
         now = datetime.now(timezone.utc)
         expires = now + self.expires_after if self.expires_after else None

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
-from ._utf8 import require_utf8
 from .detect import inspect as detect_pointer
 from .detect import unwrap_sns
 from .errors import (
@@ -37,7 +36,7 @@ from .errors import (
     PointerError,
 )
 from .message import Attribute
-from .offloader import Offloader, Payload, Received
+from .offloader import Offloader, Received
 from .pipeline import Frozen, iter_chunks
 from .plugins import Plugins, default_plugins
 from .pointer import Pointer
@@ -456,9 +455,7 @@ def put_file(
     pointer format the file must be UTF-8 text, as AWS extended clients read it: anything else
     is refused before the upload completes."""
     with path.open("rb") as file:
-        chunks: Payload = _counted(iter_chunks(file), progress)
-        if offloader.pointer_format == "aws":
-            chunks = require_utf8(chunks)
+        chunks = _counted(iter_chunks(file), progress)
         pointer = offloader.store_payload(chunks, content_type=content_type)
     encoded = offloader.encode(pointer)
     return Stored(pointer, encoded.body, encoded.attributes)

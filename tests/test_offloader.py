@@ -528,3 +528,26 @@ def test_options_a_store_does_not_take_are_a_configuration_error(tmp_path: Path)
         Offloader("memory://x", allow=[(tmp_path.as_uri(), {"key": "AKIA", "secret": "s"})])
     with pytest.raises(ConfigurationError, match="endpoint_url"):
         Offloader(tmp_path.as_uri(), storage_options={"endpoint_url": "http://127.0.0.1:1"})
+
+
+def test_store_payload_with_the_aws_format_refuses_bytes_aws_clients_cannot_read(
+    moto_server: MotoServer, bucket: str
+) -> None:
+    """Not only ``prepare``: storing directly (as ``offload put`` does) checks UTF-8 too."""
+    off = Offloader(f"s3://{bucket}/utf8", storage_options=moto_server.storage_options())
+    assert off.pointer_format == "aws"
+    with pytest.raises(IncompatibleOptionsError, match="UTF-8"):
+        off.store_payload(b"\xff\xfe binary" * 1000)
+    assert list(off.store.list()) == []
+    assert off.resolve(off.encode(off.store_payload("text é")).body, {}) == "text é".encode()
+
+
+def test_an_unknown_aws_profile_is_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bucket: str
+) -> None:
+    (tmp_path / "config").write_text("[default]\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "config"))
+    off = Offloader(f"s3://{bucket}/p", storage_options={"profile": "no-such-profile"})
+    with pytest.raises(ConfigurationError, match="no-such-profile"):
+        off.store_payload(b"x")
