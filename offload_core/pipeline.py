@@ -181,8 +181,12 @@ def iter_chunks(payload: Payload, chunk_size: int = CHUNK_SIZE) -> Iterator[Froz
         while chunk := payload.read(chunk_size):
             yield _frozen(chunk, what="read() returned")
     elif isinstance(payload, Iterable):
+        what = (
+            "an iterable payload is a stream of bytes chunks (a dict or list is sent as JSON), "
+            "but it yielded"
+        )
         for item in payload:
-            if chunk := _frozen(item, what="the payload iterable yielded"):
+            if chunk := _frozen(item, what=what):
                 yield chunk
     else:
         raise TypeError(f"cannot send a payload of type {type(payload).__name__}")

@@ -551,3 +551,10 @@ def test_an_unknown_aws_profile_is_a_configuration_error(
     off = Offloader(f"s3://{bucket}/p", storage_options={"profile": "no-such-profile"})
     with pytest.raises(ConfigurationError, match="no-such-profile"):
         off.store_payload(b"x")
+
+
+def test_an_iterable_of_text_says_what_an_iterable_payload_is() -> None:
+    off = Offloader("memory://iterables", mode="always")
+    with pytest.raises(TypeError, match=r"stream of bytes chunks \(a dict or list is sent as JSON"):
+        off.prepare(("text", "pieces"))
+    assert off.resolve(off.prepare(["a", "list"]).body) == b'["a","list"]'
