@@ -20,7 +20,8 @@ to act on it (location, sizes, which check failed) as attributes, not only in th
     │   ├── PayloadNotFoundError      nothing at the location (it may have expired)
     │   ├── AccessDeniedError         the store refused (note: S3 answers 403 for missing keys too)
     │   └── TransientStorageError     throttling, timeouts, 5xx: retryable
-    ├── TransportError                the queue or topic service failed a call (.operation, .code)
+    ├── TransportError                the queue or topic service failed a call (.operation, .code,
+    │                                 .outcome_unknown)
     └── IntegrityError                the bytes read are not those written (.location, .check)
         ├── DigestMismatchError       checksum differs (.expected, .actual)
         ├── SizeMismatchError         truncated or overlong data (.expected, .actual)
@@ -230,7 +231,9 @@ class TransientStorageError(StorageError):
 
 class TransportError(OffloadError):
     """The messaging service (SQS, SNS ...) refused or failed a call; the original error is the
-    ``__cause__``. ``retryable`` is set per error: True for throttling, timeouts and 5xx."""
+    ``__cause__``. ``retryable`` is set per error: True for throttling, timeouts and 5xx.
+    ``outcome_unknown`` is True when the service may have accepted the call all the same (its
+    answer was lost): a payload the message points to is then kept."""
 
     def __init__(
         self,
@@ -240,11 +243,13 @@ class TransportError(OffloadError):
         code: str | None = None,
         destination: str | None = None,
         retryable: bool = False,
+        outcome_unknown: bool = False,
     ) -> None:
         self.operation = operation
         self.code = code
         self.destination = destination
         self.retryable = retryable
+        self.outcome_unknown = outcome_unknown
         super().__init__(message)
 
 

@@ -50,6 +50,7 @@ from .pipeline import (
 from .plugins import Plugins, default_plugins
 from .pointer import EncodedPointer, Pointer, PointerFormat, Signature
 from .policy import Limits, Mode, Policy
+from .publishing import OutcomeRule, compensating, is_outcome_unknown
 from .signing import Signer, Signing
 from .store import Store
 
@@ -307,18 +308,17 @@ class Offloader:
         attributes: Mapping[str, AttributeLike] | None = None,
         limits: Limits | None = None,
         content_type: str | None = None,
+        outcome_unknown: OutcomeRule = is_outcome_unknown,
     ) -> T:
-        """:meth:`prepare`, then ``send(message)``; a payload stored for a send that raises is
-        removed again (best effort) before the error propagates."""
+        """:meth:`prepare`, then ``send(message)``. A payload stored for a send that raises is
+        removed again (best effort) before the error propagates, unless ``outcome_unknown``
+        says the message may have been sent all the same (by default: an interruption, or an
+        error whose ``outcome_unknown`` is true; see :mod:`offload_core.publishing`)."""
         message = self.prepare(
             payload, attributes=attributes, limits=limits, content_type=content_type
         )
-        try:
+        with compensating([message.pointer], self.discard, outcome_unknown):
             return send(message)
-        except BaseException:
-            if message.pointer is not None:
-                self.discard(message.pointer)
-            raise
 
     def store_payload(self, payload: Sendable, *, content_type: str | None = None) -> Pointer:
         """Store the payload (streamed, hashed, maybe compressed) and return its pointer.

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     import click
 
     from .events import ErrorEvent, ResolvedEvent, StoredEvent
+    from .offloader import Offloader
     from .pointer import PointerFormat
     from .store import Store
+    from .transport import Transport
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "Plugins", "default_plugins", "set_default_plugins"]
 
@@ -185,6 +187,22 @@ class Plugins:
         except TypeError as exc:
             raise ConfigurationError(
                 f"the {entry.name} store for {url!r} does not take these options "
+                f"({', '.join(sorted(options)) or 'none'}): {exc}"
+            ) from exc
+        return opened
+
+    def open_transport(
+        self, name: str, destination: str | None, offloader: Offloader, **options: Any
+    ) -> Transport:
+        """The transport registered as ``name`` on ``destination`` (a queue URL, topic ARN,
+        bus ...), sending through ``offloader``; options it does not take (``client=`` takes an
+        SDK client) are a ``ConfigurationError``."""
+        factory = self.get("transport", name)
+        try:
+            opened: Transport = factory(destination, offloader, **options)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"the {name} transport does not take these options "
                 f"({', '.join(sorted(options)) or 'none'}): {exc}"
             ) from exc
         return opened

@@ -207,8 +207,8 @@ def make_samples(moto: MotoServer) -> dict[str, dict[str, Any]]:
         with new_queue(sqs, "sample-events") as url:
             route(events, sqs, bus, {"detail": {"type": ["order"]}}, url)
             transport = EventBridgeTransport(
+                bus,
                 sample_offloader(moto, native=True),
-                bus=bus,
                 client=events,
                 keep=["type", "tenant"],
                 max_entry_size=LEGACY_MAX_ENTRY_SIZE,

@@ -71,7 +71,7 @@ def routed(events: Any, sqs: Any, bus_name: str) -> Iterator[str]:
 @pytest.fixture
 def bus(off: Offloader, events: Any, bus_name: str) -> EventBridgeTransport:
     return EventBridgeTransport(
-        off, bus=bus_name, client=events, max_entry_size=LIMIT, keep=["type", "tenant"]
+        bus_name, off, client=events, max_entry_size=LIMIT, keep=["type", "tenant"]
     )
 
 
@@ -135,8 +135,10 @@ def test_batch_fits_the_total_and_a_refused_entry_loses_its_payload(
 ) -> None:
     calls = Calls(events)
     details = [order(size=LIMIT // 4, n=i) for i in range(9)]
-    entries = [EventEntry(d, DETAIL_TYPE, SOURCE) for d in details]
-    refused = EventEntry(order(size=2 * LIMIT), "", SOURCE, id="refused")  # no detail type
+    entries = [EventEntry(d, detail_type=DETAIL_TYPE, source=SOURCE) for d in details]
+    refused = EventEntry(
+        order(size=2 * LIMIT), detail_type="", source=SOURCE, id="refused"
+    )  # no detail type
     result = bus.send_batch([*entries, refused])
     assert calls["PutEvents"] == 1
     assert [(f.id, f.code, f.sender_fault) for f in result.failed] == [
@@ -208,12 +210,12 @@ def test_only_native_pointers_travel_on_eventbridge(
 ) -> None:
     aws = offloader(moto_server, f"s3://{bucket}/aws")
     with pytest.raises(IncompatibleOptionsError, match="pointer_format='native'"):
-        EventBridgeTransport(aws, client=events)
+        EventBridgeTransport(None, aws, client=events)
     native = offloader(moto_server, f"s3://{bucket}/native", pointer_format="native")
     with pytest.raises(RoutingFieldError, match="where the pointer goes"):
-        EventBridgeTransport(native, client=events, keep=[POINTER_MEMBER])
+        EventBridgeTransport(None, native, client=events, keep=[POINTER_MEMBER])
     with pytest.raises(IncompatibleOptionsError, match="list of field names"):
-        EventBridgeTransport(native, client=events, keep="type")
+        EventBridgeTransport(None, native, client=events, keep="type")
 
 
 def test_an_inline_detail_shaped_like_a_pointer_is_stored_instead(
@@ -243,7 +245,7 @@ def test_without_kept_fields_the_detail_is_the_pointer_alone(
 ) -> None:
     with new_queue(sqs, "unfiltered") as url:
         route(events, sqs, bus_name, {"source": [SOURCE]}, url)
-        bus = EventBridgeTransport(off, bus=bus_name, client=events, max_entry_size=LIMIT)
+        bus = EventBridgeTransport(bus_name, off, client=events, max_entry_size=LIMIT)
         data = json.dumps(order(size=2 * LIMIT))
         assert bus.send(data, source=SOURCE, detail_type=DETAIL_TYPE).pointer is not None
         (message,) = receive(sqs, url, 1)

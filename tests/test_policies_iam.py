@@ -355,10 +355,10 @@ def test_the_publisher_puts_events_and_a_lambda_role_reads_them_from_a_rule_targ
             )
             client = calls.watch(moto_server.client("events", **publisher_role))
             transport = EventBridgeTransport(
-                publisher, bus=bus_arn, client=client, max_entry_size=LEGACY_MAX_ENTRY_SIZE
+                bus_arn, publisher, client=client, max_entry_size=LEGACY_MAX_ENTRY_SIZE
             )
             missing = EventBridgeTransport(
-                publisher, bus=f"{bus}-gone", client=client, max_entry_size=LEGACY_MAX_ENTRY_SIZE
+                f"{bus}-gone", publisher, client=client, max_entry_size=LEGACY_MAX_ENTRY_SIZE
             )
             function = offloader_as(moto_server, url, function_role)
             mapping = moto_server.client("sqs", **function_role)  # the event source mapping

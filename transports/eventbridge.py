@@ -6,8 +6,8 @@
     from offload_transports.eventbridge import EventBridgeTransport
 
     bus = EventBridgeTransport(
+        "orders",
         Offloader("s3://payloads/events", pointer_format="native"),
-        bus="orders",
         keep=["type", "tenant"],
     )
     bus.send(order_json, source="shop.orders", detail_type="OrderPlaced")
@@ -29,10 +29,10 @@ refuses are reported per entry, and their stored payloads removed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from offload_core.errors import (
     IncompatibleOptionsError,
@@ -40,12 +40,14 @@ from offload_core.errors import (
     RoutingFieldError,
     TransportError,
 )
-from offload_core.message import Attribute, OutgoingMessage
-from offload_core.offloader import Offloader, Payload, Sendable
+from offload_core.message import Attribute, AttributeLike, OutgoingMessage
+from offload_core.offloader import Offloader, Sendable
 from offload_core.policy import Limits, Measure
+from offload_core.publishing import compensating, never_sent
+from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportBase
 
-from ._aws import boto3_client, region_of, transient
-from ._publish import BatchFailure, BatchResult, Publisher, SendResult
+from ._aws import boto3_client, region_of, transient, translated
+from ._publish import outcome_unknown
 from .eventbridge_detail import check_kept, wrap
 
 __all__ = [
@@ -98,57 +100,54 @@ def entry_size(entry: Mapping[str, Any]) -> int:
     return measure(entry.get("Detail", ""), {})
 
 
-@dataclass(frozen=True)
-class EventEntry:
-    """One event of :meth:`EventBridgeTransport.send_batch`.
+@dataclass(frozen=True, kw_only=True)
+class EventEntry(Entry):
+    """One event of :meth:`EventBridgeTransport.send_batch`: ``payload`` is the detail.
 
-    ``detail`` is JSON text (``str`` or bytes), a mapping (serialised here), or a stream; a
-    streamed detail with fields to keep needs them in ``routing``, since it cannot be read
-    before it is stored. ``keep`` overrides the transport's. ``request`` holds further
-    ``PutEventsRequestEntry`` fields, passed on as they are.
+    The detail is JSON text (``str`` or bytes), a mapping or list (serialised here), or a
+    stream; a streamed detail with fields to keep needs them in ``routing``, since it cannot be
+    read before it is stored. ``source`` and ``detail_type`` default to the transport's;
+    ``keep`` overrides the transport's. ``request`` holds further ``PutEventsRequestEntry``
+    fields, passed on as they are. EventBridge carries no message attributes.
     """
 
-    detail: Payload | Mapping[str, Any]
-    detail_type: str
-    source: str
+    detail_type: str | None = None
+    source: str | None = None
     resources: Sequence[str] = ()
     time: datetime | None = None
     keep: Sequence[str] | None = None
     routing: Mapping[str, Any] | None = None
     trace_header: str | None = None
-    id: str | None = None
-    content_type: str | None = "application/json"
     request: Mapping[str, Any] | None = None
 
     @property
-    def payload(self) -> Payload:
-        """The detail as a payload: a mapping as compact JSON text."""
-        if isinstance(self.detail, Mapping):
-            return json.dumps(self.detail, separators=(",", ":"), ensure_ascii=False)
-        return self.detail
+    def detail(self) -> Sendable:
+        """The event's detail (the payload)."""
+        return self.payload
 
 
-class EventBridgeTransport(Publisher[EventEntry]):
+class EventBridgeTransport(TransportBase):
     """One event bus, with details that do not fit stored through an :class:`Offloader`.
 
+    :param bus: the bus name or ARN; ``None`` or ``"default"`` for the account's default bus.
     :param offloader: where details go; its pointer format must be ``"native"``.
-    :param bus: the bus name or ARN; ``None`` for the account's default bus.
     :param client: a boto3 EventBridge client; by default one for the region in a bus ARN.
     :param max_entry_size: the entry limit (and the limit of a whole call).
     :param keep: detail fields copied beside the pointer of an offloaded event, for rules.
+    :param source: the events' ``Source`` when a send does not name one.
+    :param detail_type: the events' ``DetailType`` when a send does not name one.
     """
-
-    service: ClassVar[str] = "EventBridge"
-    batch_operation: ClassVar[str] = "PutEvents"
 
     def __init__(
         self,
+        bus: str | None,
         offloader: Offloader,
         *,
-        bus: str | None = None,
         client: Any = None,
         max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE,
         keep: Sequence[str] = (),
+        source: str | None = None,
+        detail_type: str | None = None,
     ) -> None:
         if offloader.pointer_format != "native":
             raise IncompatibleOptionsError(
@@ -157,6 +156,7 @@ class EventBridgeTransport(Publisher[EventEntry]):
                 "pointer_format='native'"
             )
         _check_keep(keep)
+        bus = None if bus == "default" else bus
         if client is None:
             client = boto3_client(
                 "events", what="the EventBridge transport", region_name=region_of(bus or "")
@@ -164,92 +164,183 @@ class EventBridgeTransport(Publisher[EventEntry]):
         self.offloader = offloader
         self.client: Any = client
         self.bus = bus
+        self.destination = bus or "default"
         self.max_entry_size = max_entry_size
         self.keep = tuple(keep)
+        self.source = source
+        self.detail_type = detail_type
 
     def __repr__(self) -> str:
-        return f"EventBridgeTransport({self.bus or 'default'!r}, {self.offloader.store.url!r})"
+        return f"EventBridgeTransport({self.destination!r}, {self.offloader.store.url!r})"
 
     @property
-    def destination(self) -> str:
-        return self.bus or "default"
+    def limits(self) -> Limits:
+        """The entry limit; an entry's own ``Source``, ``DetailType``, ``Resources`` and
+        ``Time`` count against it too (:func:`entry_measure`)."""
+        return Limits(
+            max_size=self.max_entry_size,
+            max_attributes=None,
+            carries_attributes=False,
+            measure=entry_measure(self.source or "", self.detail_type or ""),
+        )
 
     # -- sending -----------------------------------------------------------------------------
 
     def send(
         self,
-        detail: Payload | Mapping[str, Any],
+        payload: Sendable,
         *,
-        detail_type: str,
-        source: str,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        content_type: str | None = "application/json",
+        detail_type: str | None = None,
+        source: str | None = None,
         resources: Sequence[str] = (),
         time: datetime | None = None,
         keep: Sequence[str] | None = None,
         routing: Mapping[str, Any] | None = None,
         trace_header: str | None = None,
-        content_type: str | None = "application/json",
         request: Mapping[str, Any] | None = None,
     ) -> SendResult:
-        """Put one event; its detail is stored first if the entry does not fit. If EventBridge
-        refuses it, the stored detail is removed and :class:`TransportError` raised."""
+        """Put one event whose detail is ``payload``; it is stored first if the entry does not
+        fit. If EventBridge refuses it, the stored detail is removed and
+        :class:`TransportError` raised."""
         entry = EventEntry(
-            detail,
-            detail_type,
-            source,
+            payload,
+            attributes,
+            content_type=content_type,
+            detail_type=detail_type,
+            source=source,
             resources=resources,
             time=time,
             keep=keep,
             routing=routing,
             trace_header=trace_header,
-            id="0",
-            content_type=content_type,
             request=request,
         )
-        result = self.send_batch([entry])
-        if result.failed:
-            failure = result.failed[0]
-            raise TransportError(
-                f"EventBridge PutEvents on {self.destination} refused the event: "
-                f"{failure.code}: {failure.message}",
-                operation="PutEvents",
-                code=failure.code,
-                destination=self.destination,
-                retryable=not failure.sender_fault,
+        return self._send_entry(entry)
+
+    # -- the TransportBase hooks ---------------------------------------------------------------
+
+    def _entry(self, payload: Sendable) -> Entry:
+        return EventEntry(payload, content_type="application/json")
+
+    def _event(self, entry: Entry) -> EventEntry:
+        """``entry`` as an event, with the transport's source and detail type filled in."""
+        if not isinstance(entry, EventEntry):
+            entry = EventEntry(
+                entry.payload, entry.attributes, id=entry.id, content_type=entry.content_type
             )
-        return result.successful[0]
+        if entry.source is None or entry.detail_type is None:
+            entry = replace(
+                entry,
+                source=entry.source or self.source,
+                detail_type=entry.detail_type or self.detail_type,
+            )
+        return entry
 
-    def send_batch(self, entries: Iterable[EventEntry]) -> BatchResult:
-        """Put many events, ten per ``PutEvents`` call, fitted to the limit; entries without an
-        ``id`` are numbered from 0. Refused entries are reported in ``failed`` (their stored
-        details removed); if a call itself fails, every detail stored for it is removed."""
-        return self._send_batch(entries, lambda e, i: replace(e, id=i))
+    def _check(self, entry: Entry) -> None:
+        event = self._event(entry)
+        if event.attributes:
+            raise IncompatibleOptionsError(
+                "EventBridge carries no message attributes; put what rules match on in the "
+                "detail (keep= copies fields beside the pointer of a stored detail)"
+            )
+        if event.source is None or event.detail_type is None:
+            raise IncompatibleOptionsError(
+                "an event needs a source and a detail type: pass source= and detail_type= to "
+                "the send or to the transport"
+            )
 
-    # -- the Publisher hooks -----------------------------------------------------------------
-
-    def _limits_for(self, entry: EventEntry) -> Limits:
+    def _limits_for(self, entry: Entry) -> Limits:
+        event = self._event(entry)
         return Limits(
             max_size=self.max_entry_size,
             max_attributes=None,
             carries_attributes=False,
-            measure=entry_measure(entry.source, entry.detail_type, entry.resources, entry.time),
+            measure=entry_measure(
+                event.source or "", event.detail_type or "", event.resources, event.time
+            ),
         )
 
-    def _prepare(self, entry: EventEntry, payload: Sendable, limits: Limits) -> OutgoingMessage:
-        routing = self._routing(entry, payload)
-        message = self.offloader.prepare(payload, limits=limits, content_type=entry.content_type)
+    def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
+        event = self._event(entry)
+        routing = self._routing(event, payload)
+        message = self.offloader.prepare(payload, limits=limits, content_type=event.content_type)
         if message.pointer is None:
             return message
-        try:
+        with compensating([message.pointer], self.offloader.discard, never_sent):
             detail = wrap(message.body, routing)
             size = limits.measure(detail, {})
             if size > limits.max_size:
                 raise MessageTooLargeError(
                     size=size, limit=limits.max_size, reason="even with the detail stored"
                 )
-        except BaseException:
-            self.offloader.discard(message.pointer)
-            raise
         return OutgoingMessage(detail, {}, message.pointer)
+
+    def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
+        (outcome,) = self._send_messages([(message, entry)])
+        if isinstance(outcome, BatchFailure):
+            raise TransportError(
+                f"EventBridge PutEvents on {self.destination} refused the event: "
+                f"{outcome.code}: {outcome.message}",
+                operation="PutEvents",
+                code=outcome.code,
+                destination=self.destination,
+                retryable=not outcome.sender_fault,
+                outcome_unknown=outcome.outcome_unknown,
+            )
+        return outcome
+
+    def _send_messages(
+        self, batch: Sequence[tuple[OutgoingMessage, Entry]]
+    ) -> list[SendResult | BatchFailure]:
+        """``PutEvents`` answers by position: an ``EventId``, or an ``ErrorCode``."""
+        requests = [self._request(message, self._event(entry)) for message, entry in batch]
+        with translated("EventBridge", "PutEvents", self.destination):
+            response: Mapping[str, Any] = self.client.put_events(Entries=requests)
+        outcomes: list[SendResult | BatchFailure] = []
+        answers = response.get("Entries", [])
+        for i, (message, entry) in enumerate(batch):
+            answer = answers[i] if i < len(answers) else None
+            entry_id = str(entry.id)
+            if answer is None:  # not answered: it may have been put, so its detail is kept
+                outcomes.append(
+                    BatchFailure(entry_id, "NoAnswer", "not in the answer", False, True)
+                )
+            elif answer.get("EventId"):
+                outcomes.append(
+                    SendResult(
+                        str(answer["EventId"]), message.pointer, id=entry_id, response=answer
+                    )
+                )
+            else:
+                code = str(answer.get("ErrorCode", ""))
+                outcomes.append(
+                    BatchFailure(
+                        entry_id, code, str(answer.get("ErrorMessage", "")), not transient(code)
+                    )
+                )
+        return outcomes
+
+    def _outcome_unknown(self, exc: BaseException) -> bool:
+        return outcome_unknown(exc)
+
+    def _request(self, message: OutgoingMessage, entry: EventEntry) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            **(entry.request or {}),
+            "Source": entry.source,
+            "DetailType": entry.detail_type,
+            "Detail": message.body,
+        }
+        if entry.resources:
+            request["Resources"] = list(entry.resources)
+        if entry.time is not None:
+            request["Time"] = entry.time
+        if entry.trace_header is not None:
+            request["TraceHeader"] = entry.trace_header
+        if self.bus is not None:
+            request["EventBusName"] = self.bus
+        return request
 
     def _routing(self, entry: EventEntry, payload: Sendable) -> dict[str, Any]:
         """The kept fields' values: from ``routing``, else from the detail itself."""
@@ -277,52 +368,6 @@ class EventBridgeTransport(Publisher[EventEntry]):
                 fields=missing,
             )
         return {name: source[name] for name in keep}
-
-    def _entry_request(self, message: OutgoingMessage, entry: EventEntry) -> dict[str, Any]:
-        request: dict[str, Any] = {
-            **(entry.request or {}),
-            "Source": entry.source,
-            "DetailType": entry.detail_type,
-            "Detail": message.body,
-        }
-        if entry.resources:
-            request["Resources"] = list(entry.resources)
-        if entry.time is not None:
-            request["Time"] = entry.time
-        if entry.trace_header is not None:
-            request["TraceHeader"] = entry.trace_header
-        if self.bus is not None:
-            request["EventBusName"] = self.bus
-        return request
-
-    def _call_batch(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
-        entries = [{k: v for k, v in request.items() if k != "Id"} for request in requests]
-        response: dict[str, Any] = self.client.put_events(Entries=entries)
-        return response
-
-    def _outcomes(
-        self, response: Mapping[str, Any], ids: Sequence[str], prepared: Sequence[OutgoingMessage]
-    ) -> tuple[list[SendResult], list[BatchFailure]]:
-        """``PutEvents`` answers by position: an ``EventId``, or an ``ErrorCode``."""
-        successful: list[SendResult] = []
-        failed: list[BatchFailure] = []
-        answers = response.get("Entries", [])
-        for i, (entry_id, message) in enumerate(zip(ids, prepared, strict=True)):
-            answer = answers[i] if i < len(answers) else {"ErrorCode": "NoAnswer"}
-            if answer.get("EventId"):
-                successful.append(
-                    SendResult(
-                        str(answer["EventId"]), message.pointer, id=entry_id, response=answer
-                    )
-                )
-            else:
-                code = str(answer.get("ErrorCode", ""))
-                failed.append(
-                    BatchFailure(
-                        entry_id, code, str(answer.get("ErrorMessage", "")), not transient(code)
-                    )
-                )
-        return successful, failed
 
 
 def _check_keep(keep: Sequence[str]) -> None:

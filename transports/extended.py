@@ -139,7 +139,8 @@ class SqsExtendedClient:
     ) -> dict[str, Any]:
         """``SendMessage``, storing the body first if it does not fit the queue."""
         attributes = from_boto_attributes(MessageAttributes)
-        return dict(self._queue(QueueUrl)._send(MessageBody, attributes, kwargs).response)
+        sent = self._queue(QueueUrl)._send(MessageBody, attributes, None, request=kwargs)
+        return dict(sent.response)
 
     def send_message_batch(
         self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
@@ -154,7 +155,14 @@ class SqsExtendedClient:
             )
             for entry in Entries
         ]
-        return self._queue(QueueUrl)._send_chunk(entries)[0]
+        result = self._queue(QueueUrl)._send_chunk(entries)
+        response: dict[str, Any] = {"Successful": [dict(ok.response) for ok in result.successful]}
+        if result.failed:
+            response["Failed"] = [
+                {"Id": f.id, "SenderFault": f.sender_fault, "Code": f.code, "Message": f.message}
+                for f in result.failed
+            ]
+        return response
 
     # -- receiving ---------------------------------------------------------------------------
 

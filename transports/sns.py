@@ -29,18 +29,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
 from offload_core.errors import IncompatibleOptionsError
-from offload_core.message import Attribute, AttributeLike
+from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Payload, Sendable
+from offload_core.transport import Entry
 
-from ._aws import boto3_client, check_attribute_names, region_of
+from ._aws import boto3_client, region_of
 from ._publish import (
     BatchEntry,
     BatchFailure,
     BatchResult,
-    DestinationInfo,
     MessagePublisher,
     SendResult,
-    params,
+    _params,
 )
 
 __all__ = [
@@ -50,14 +50,10 @@ __all__ = [
     "BatchResult",
     "SendResult",
     "SnsTransport",
-    "TopicInfo",
 ]
 
 #: SNS's own ceiling for a topic configured for large messages.
 SNS_MAX_MESSAGE_SIZE: Final = 1_048_576
-
-#: What the topic's attributes say about publishing to it.
-TopicInfo = DestinationInfo
 
 
 class SnsTransport(MessagePublisher):
@@ -87,15 +83,11 @@ class SnsTransport(MessagePublisher):
     ) -> None:
         if client is None:
             client = boto3_client("sns", what="the SNS transport", region_name=region_of(topic_arn))
-        super().__init__(offloader, client, max_message_size)
+        super().__init__(topic_arn, offloader, client, max_message_size)
         self.topic_arn = topic_arn
 
     def __repr__(self) -> str:
         return f"SnsTransport({self.topic_arn!r}, {self.offloader.store.url!r})"
-
-    @property
-    def destination(self) -> str:
-        return self.topic_arn
 
     def _fetch_attributes(self, names: list[str]) -> Mapping[str, Any]:
         response: Mapping[str, Any] = self.client.get_topic_attributes(TopicArn=self.topic_arn)
@@ -111,8 +103,9 @@ class SnsTransport(MessagePublisher):
         )
         return response
 
-    def _check(self, attributes: Mapping[str, Attribute], fields: Mapping[str, Any]) -> None:
-        check_attribute_names(attributes, self.service)
+    def _check(self, entry: Entry) -> None:
+        super()._check(entry)
+        fields = _params(entry)
         if "MessageStructure" in fields:
             raise IncompatibleOptionsError(
                 "MessageStructure='json' sends a different message to each protocol, and offload "
@@ -139,11 +132,8 @@ class SnsTransport(MessagePublisher):
         are. If SNS refuses the message, a payload stored for it is removed again before the
         error is raised.
         """
-        return self._send_one(
-            payload,
-            attributes=attributes,
-            content_type=content_type,
-            params=params(group_id, deduplication_id, None, request),
+        return self._send(
+            payload, attributes, content_type, group_id, deduplication_id, None, request
         )
 
     #: SNS's own names for :meth:`send` and :meth:`send_batch`.

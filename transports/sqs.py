@@ -33,6 +33,7 @@ from offload_core.delivery import Delivery
 from offload_core.errors import TransportError
 from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Sendable
+from offload_core.publishing import discard_all
 
 from ._aws import (
     boto3_client,
@@ -47,11 +48,9 @@ from ._publish import (
     BatchEntry,
     BatchFailure,
     BatchResult,
-    DestinationInfo,
     MessagePublisher,
     SendResult,
     failures,
-    params,
 )
 
 __all__ = [
@@ -59,7 +58,6 @@ __all__ = [
     "BatchEntry",
     "BatchFailure",
     "BatchResult",
-    "QueueInfo",
     "SendResult",
     "SqsMessage",
     "SqsTransport",
@@ -69,9 +67,6 @@ __all__ = [
 
 #: SQS's own ceiling for one message and for a whole batch (since 2025-08).
 SQS_MAX_MESSAGE_SIZE: Final = 1_048_576
-
-#: What the queue's attributes say about sending to it.
-QueueInfo = DestinationInfo
 
 
 class SqsMessage(Delivery):
@@ -162,17 +157,13 @@ class SqsTransport(MessagePublisher):
     ) -> None:
         if client is None:
             client = boto3_client("sqs", what="the SQS transport", region_name=region_of(queue_url))
-        super().__init__(offloader, client, max_message_size)
+        super().__init__(queue_url, offloader, client, max_message_size)
         self.queue_url = queue_url
         self.delete_payload = delete_payload
         self.wait_seconds = wait_seconds
 
     def __repr__(self) -> str:
         return f"SqsTransport({self.queue_url!r}, {self.offloader.store.url!r})"
-
-    @property
-    def destination(self) -> str:
-        return self.queue_url
 
     def _fetch_attributes(self, names: list[str]) -> Mapping[str, Any]:
         response: Mapping[str, Any] = self.client.get_queue_attributes(
@@ -207,11 +198,8 @@ class SqsTransport(MessagePublisher):
         passed to boto3 as they are. If SQS refuses the message, a payload stored for it is
         removed again before the error is raised.
         """
-        return self._send_one(
-            payload,
-            attributes=attributes,
-            content_type=content_type,
-            params=params(group_id, deduplication_id, delay_seconds, request),
+        return self._send(
+            payload, attributes, content_type, group_id, deduplication_id, delay_seconds, request
         )
 
     # -- receiving ---------------------------------------------------------------------------
@@ -271,5 +259,5 @@ class SqsTransport(MessagePublisher):
             failed += failures(response)
             if self.delete_payload:
                 deleted = (chunk[int(ok["Id"])] for ok in response.get("Successful", []))
-                self._discard(m.pointer for m in deleted)
+                discard_all((m.pointer for m in deleted), self.offloader.discard)
         return failed

@@ -322,18 +322,19 @@ class _Seed:
         """Publish every payload, then the forged pointer; a row for each, as each finishes."""
         plugins = default_plugins()
         sns = self.client("A", "sns")
-        sns_transport = plugins.get("transport", "sns")
+        binary = self.offloader("A", pointer_format="native")
         topics = {
-            "JSON": sns_transport(self.topic_arn, self.offloader("A"), client=sns),
-            "binary": sns_transport(
-                self.topic_arn, self.offloader("A", pointer_format="native"), client=sns
-            ),
+            "JSON": plugins.open_transport("sns", self.topic_arn, self.offloader("A"), client=sns),
+            "binary": plugins.open_transport("sns", self.topic_arn, binary, client=sns),
         }
-        bus = plugins.get("transport", "eventbridge")(
+        bus: Any = plugins.open_transport(  # an EventBridge transport: sends take routing=
+            "eventbridge",
+            self.bus,
             self.offloader("A", compression="zstd"),
-            bus=self.bus,
             client=self.client("A", "events"),
             keep=list(ROUTING),
+            source=_SOURCE,
+            detail_type=_DETAIL_TYPE,
         )
         sqs_transport = plugins.get("transport", "sqs")
         function = Function(self.offloader("C"), self.progress)
@@ -358,13 +359,7 @@ class _Seed:
         for payload in self.bus_payloads:
 
             def put(chunks: Iterator[bytes], p: Payload = payload) -> Any:
-                sent = bus.send(
-                    chunks,
-                    detail_type=_DETAIL_TYPE,
-                    source=_SOURCE,
-                    routing=ROUTING,
-                    content_type=p.content_type,
-                )
+                sent = bus.send(chunks, routing=ROUTING, content_type=p.content_type)
                 return self._kept(sent)
 
             fmt = bus.offloader.pointer_format

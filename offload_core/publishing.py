@@ -1,0 +1,61 @@
+"""The one rule for a payload stored for a message that was not sent.
+
+A publisher stores a payload, then sends the message that points to it. If the send fails for
+certain (the service refused it, the connection was never made), nobody can ever read the
+payload, so it is removed again (best effort). If the outcome is unknown (a read timeout, a
+connection closed before the answer, an interrupted process: the service may have accepted the
+message), the payload is kept, because a delivered message may point to it. Every send goes
+through :func:`compensating`: :meth:`Offloader.publish
+<offload_core.offloader.Offloader.publish>`, and the single and batch sends of every transport
+built on :class:`~offload_core.transport.TransportBase`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .pointer import Pointer
+
+__all__ = ["OutcomeRule", "compensating", "discard_all", "is_outcome_unknown", "never_sent"]
+
+#: Tells from the exception a send raised whether the service may have accepted the message.
+OutcomeRule = Callable[[BaseException], bool]
+
+
+def is_outcome_unknown(exc: BaseException) -> bool:
+    """The default rule: unknown for an interruption (``KeyboardInterrupt``, ``SystemExit``:
+    not an ``Exception``) and for an error whose ``outcome_unknown`` attribute is true (as
+    :class:`~offload_core.errors.TransportError` carries it); a definite failure otherwise."""
+    return not isinstance(exc, Exception) or getattr(exc, "outcome_unknown", False) is True
+
+
+def never_sent(exc: BaseException) -> bool:
+    """The rule for failures before anything was sent (preparing a batch): never unknown."""
+    return False
+
+
+def discard_all(pointers: Iterable[Pointer | None], discard: Callable[[Pointer], object]) -> None:
+    """``discard`` every stored payload among ``pointers``."""
+    for pointer in pointers:
+        if pointer is not None:
+            discard(pointer)
+
+
+@contextmanager
+def compensating(
+    pointers: Iterable[Pointer | None],
+    discard: Callable[[Pointer], object],
+    unknown: OutcomeRule = is_outcome_unknown,
+) -> Iterator[None]:
+    """Inside the block the messages pointing to ``pointers`` are being sent: if it raises,
+    their payloads are discarded, unless ``unknown`` says the outcome is unknown. ``pointers``
+    is read only then, so a generator over a list still being filled sees all of it."""
+    try:
+        yield
+    except BaseException as exc:
+        if not unknown(exc):
+            discard_all(pointers, discard)
+        raise

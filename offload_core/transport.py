@@ -1,0 +1,361 @@
+"""The transport contract: what a transport plugin is, and a base class that does the claim check.
+
+A transport sends messages to one destination (a queue, a topic, a bus) and, where the service
+is pulled, receives them. What every transport has in common lives here, once:
+
+- :class:`Transport`, the protocol: ``destination``, ``offloader``, ``limits``, :meth:`send`
+  (one payload) and :meth:`send_batch` (many, with an outcome per entry);
+- :class:`Receiver` and :class:`ReceivedMessage`, the pulled side: a received message is a
+  :class:`~offload_core.delivery.Delivery` that can be acknowledged or released;
+- :class:`TransportBase`, which implements :meth:`send` and :meth:`send_batch` (inline or
+  stored, a batch fitted to its total limit by storing its largest entries, a stored payload
+  removed again when its message was certainly not sent and kept when the outcome is unknown,
+  see :mod:`offload_core.publishing`) on top of two calls a plugin writes: one message, and
+  a batch of already prepared messages.
+
+A plugin registers its class through ``offload_register_transports``; every built-in transport
+is constructed as ``Transport(destination, offloader, **options)`` (a ``client=`` option takes
+an SDK client), and :meth:`Plugins.open_transport
+<offload_core.plugins.Plugins.open_transport>` selects one by name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from .errors import IncompatibleOptionsError, MessageTooLargeError
+from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
+from .publishing import compensating, discard_all, is_outcome_unknown, never_sent
+
+if TYPE_CHECKING:
+    from .offloader import Offloader, Sendable
+    from .pointer import Pointer
+    from .policy import Limits
+
+__all__ = [
+    "BatchFailure",
+    "BatchResult",
+    "Entry",
+    "ReceivedMessage",
+    "Receiver",
+    "SendResult",
+    "Transport",
+    "TransportBase",
+]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One message to send: its payload, attributes, an id unique within its batch (numbered
+    from 0 when left out) and the content type recorded in a stored payload's pointer."""
+
+    payload: Sendable
+    #: Values as :func:`~offload_core.message.as_attributes` takes them; kept as Attributes.
+    attributes: Mapping[str, AttributeLike] | None = None
+    id: str | None = None
+    content_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.attributes is not None:
+            object.__setattr__(self, "attributes", as_attributes(self.attributes))
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A message the service accepted; ``pointer`` is set when its payload was stored."""
+
+    message_id: str
+    pointer: Pointer | None = None
+    sequence_number: str | None = None
+    #: The batch entry's id (``None`` for a single send).
+    id: str | None = None
+    #: The service's answer (for the AWS transports: as boto3 returns it).
+    response: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class BatchFailure:
+    """A batch entry that was not sent. Its stored payload, if any, has been removed again,
+    unless ``outcome_unknown`` (the service may have accepted it after all)."""
+
+    id: str
+    code: str
+    message: str
+    sender_fault: bool
+    outcome_unknown: bool = False
+
+    @classmethod
+    def unanswered(cls, entry_id: str) -> BatchFailure:
+        """An entry the service's answer does not mention: it may have been accepted."""
+        return cls(entry_id, "NoAnswer", "the service's answer does not mention it", False, True)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of each entry of a batch."""
+
+    successful: list[SendResult]
+    failed: list[BatchFailure]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Sends payloads of any size to one destination through an :class:`Offloader`."""
+
+    @property
+    def destination(self) -> str:
+        """The queue, topic or bus, as the service names it."""
+
+    @property
+    def offloader(self) -> Offloader:
+        """Where payloads are stored, and which stores a consumer may read."""
+
+    @property
+    def limits(self) -> Limits:
+        """What one message may measure at this destination (and a whole batch)."""
+
+    def send(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        content_type: str | None = None,
+    ) -> SendResult:
+        """Send one payload: inline if it fits, else stored and a pointer sent. Raises if the
+        message was not sent; a payload stored for it is then removed, unless the outcome is
+        unknown."""
+
+    def send_batch(self, entries: Iterable[Entry | Sendable]) -> BatchResult:
+        """Send many payloads; each entry's outcome is in the result."""
+
+
+@runtime_checkable
+class ReceivedMessage(Protocol):
+    """A message a pulled transport received: a :class:`Delivery` that can be acknowledged."""
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def attributes(self) -> dict[str, Attribute]: ...
+
+    @property
+    def pointer(self) -> Pointer | None: ...
+
+    def payload(self) -> bytes: ...
+
+    def ack(self, *, force: bool = False) -> None:
+        """Remove the message from the destination; the payload stays (other subscribers,
+        redrives). Refuses, unless ``force``, when its payload was not delivered intact."""
+
+    def release(self) -> None:
+        """Give the message back for another attempt, now."""
+
+
+@runtime_checkable
+class Receiver(Protocol):
+    """A transport of a pulled service (a queue)."""
+
+    def receive(
+        self, max_messages: int = 10, *, wait_seconds: int | None = None
+    ) -> Sequence[ReceivedMessage]: ...
+
+
+E = TypeVar("E", bound=Entry)
+
+
+class TransportBase(ABC):
+    """The claim check for a transport plugin: subclasses send what is prepared here.
+
+    A subclass sets :attr:`destination`, :attr:`offloader` and :attr:`limits`, and writes
+    :meth:`_send_message` (one prepared message) and, for a service with batch calls,
+    :meth:`_send_messages`; :meth:`_outcome_unknown` tells which of its errors mean the
+    service may have accepted a message all the same. Everything else (the threshold, storing,
+    fitting a batch, removing the payloads of messages certainly not sent) happens here.
+    """
+
+    #: Entries per batch call; larger batches are split.
+    max_batch_entries: ClassVar[int] = 10
+    destination: str
+    offloader: Offloader
+
+    @property
+    @abstractmethod
+    def limits(self) -> Limits:
+        """What one message (and one batch) may measure."""
+
+    @abstractmethod
+    def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
+        """Send one prepared message; raise if the service did not accept it."""
+
+    def _send_messages(
+        self, batch: Sequence[tuple[OutgoingMessage, Entry]]
+    ) -> list[SendResult | BatchFailure]:
+        """Send prepared messages in one call, an outcome per message in order. By default one
+        :meth:`_send_message` each, a failure reported for the message it concerns."""
+        outcomes: list[SendResult | BatchFailure] = []
+        for message, entry in batch:
+            try:
+                outcomes.append(self._send_message(message, entry))
+            except Exception as exc:
+                outcomes.append(
+                    BatchFailure(
+                        str(entry.id),
+                        type(exc).__name__,
+                        str(exc),
+                        sender_fault=not getattr(exc, "retryable", False),
+                        outcome_unknown=self._outcome_unknown(exc),
+                    )
+                )
+        return outcomes
+
+    def _outcome_unknown(self, exc: BaseException) -> bool:
+        """Whether the service may have accepted a message whose send raised ``exc``."""
+        return is_outcome_unknown(exc)
+
+    def _check(self, entry: Entry) -> None:
+        """Refuse, before anything is stored, what the service cannot take."""
+        return None
+
+    def _limits_for(self, entry: Entry) -> Limits:
+        """What this entry may measure (a transport whose limit depends on the entry's own
+        fields, like EventBridge's, says so here)."""
+        return self.limits
+
+    def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
+        """The entry's message: inline, or pointing to its stored payload."""
+        return self.offloader.prepare(
+            payload,
+            attributes=entry.attributes,
+            limits=limits,
+            content_type=entry.content_type,
+        )
+
+    def _measure(self, message: OutgoingMessage, limits: Limits) -> int:
+        return limits.measure(message.body, message.attributes if limits.carries_attributes else {})
+
+    def _entry(self, payload: Sendable) -> Entry:
+        """A bare payload as an entry of this transport's kind."""
+        return Entry(payload)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        content_type: str | None = None,
+    ) -> SendResult:
+        """Send one payload; it is stored first if it does not fit. If the send fails, the
+        stored payload is removed again, unless the outcome is unknown."""
+        return self._send_entry(Entry(payload, attributes, content_type=content_type))
+
+    def _send_entry(self, entry: Entry) -> SendResult:
+        self._check(entry)
+        message = self._prepare(entry, entry.payload, self._limits_for(entry))
+        with compensating([message.pointer], self.offloader.discard, self._outcome_unknown):
+            return self._send_message(message, entry)
+
+    def send_batch(self, entries: Iterable[Entry | Sendable]) -> BatchResult:
+        """Send many payloads, :attr:`max_batch_entries` per call.
+
+        Each entry is stored if it does not fit alone; then, while a call's total is over the
+        limit, its largest inline entries are stored too. Entries without an ``id`` are numbered
+        from 0 across the whole batch. Payloads of entries that were not sent are removed again
+        (unless their outcome is unknown) and the entries reported in ``failed``; if a call
+        itself raises, every payload stored for it is removed (unless its outcome is unknown).
+        """
+        successful: list[SendResult] = []
+        failed: list[BatchFailure] = []
+        for chunk in self._numbered(entries):
+            result = self._send_chunk(chunk)
+            successful += result.successful
+            failed += result.failed
+        return BatchResult(successful, failed)
+
+    def _numbered(self, entries: Iterable[Entry | Sendable]) -> Iterator[list[Entry]]:
+        chunk: list[Entry] = []
+        for n, item in enumerate(entries):
+            entry = item if isinstance(item, Entry) else self._entry(item)
+            chunk.append(entry if entry.id is not None else replace(entry, id=str(n)))
+            if len(chunk) == self.max_batch_entries:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _send_chunk(self, entries: Sequence[Entry]) -> BatchResult:
+        """One batch call: prepare and fit every entry, send, and settle each outcome."""
+        ids = [str(entry.id) for entry in entries]
+        if len(set(ids)) != len(ids):
+            raise IncompatibleOptionsError(f"batch entry ids must be distinct: {ids}")
+        if len(ids) > self.max_batch_entries:
+            raise IncompatibleOptionsError(
+                f"{len(ids)} entries in one batch; {self.destination} takes at most "
+                f"{self.max_batch_entries}"
+            )
+        prepared: list[OutgoingMessage] = []
+        with compensating((m.pointer for m in prepared), self.offloader.discard, never_sent):
+            for entry in entries:
+                self._check(entry)
+                prepared.append(self._prepare(entry, entry.payload, self._limits_for(entry)))
+            self._fit(prepared, entries)
+        pointers = [m.pointer for m in prepared]
+        with compensating(pointers, self.offloader.discard, self._outcome_unknown):
+            outcomes = self._send_messages(list(zip(prepared, entries, strict=True)))
+        if len(outcomes) != len(prepared):
+            raise RuntimeError(f"{type(self).__name__}._send_messages lost track of its entries")
+        failed = [o for o in outcomes if isinstance(o, BatchFailure)]
+        for pointer, outcome in zip(pointers, outcomes, strict=True):
+            if isinstance(outcome, BatchFailure) and not outcome.outcome_unknown:
+                discard_all([pointer], self.offloader.discard)
+        return BatchResult([o for o in outcomes if isinstance(o, SendResult)], failed)
+
+    def _fit(self, prepared: list[OutgoingMessage], entries: Sequence[Entry]) -> None:
+        """Store the largest inline entries until the batch total fits the limit (in place)."""
+        limits = [self._limits_for(entry) for entry in entries]
+        limit = min(lim.max_size for lim in limits)
+        sizes = [self._measure(m, lim) for m, lim in zip(prepared, limits, strict=True)]
+        total = sum(sizes)
+        if total <= limit:
+            return
+        if self.offloader.policy.mode == "never":
+            raise MessageTooLargeError(
+                size=total, limit=limit, reason="the batch total; offloading is off"
+            )
+        inline = sorted(
+            (i for i, m in enumerate(prepared) if m.pointer is None), key=lambda i: -sizes[i]
+        )
+        for i in inline:
+            if total <= limit:
+                break
+            body = prepared[i].body
+            stored = self._prepare(entries[i], body, _forcing(limits[i], body))
+            size = self._measure(stored, limits[i])
+            if size >= sizes[i]:  # the pointer is no smaller than the body it replaces
+                discard_all([stored.pointer], self.offloader.discard)
+                continue
+            prepared[i], total = stored, total - sizes[i] + size
+        if total > limit:
+            raise MessageTooLargeError(
+                size=total,
+                limit=limit,
+                reason="the batch total, with every entry that helps stored; send fewer entries "
+                "per batch or smaller attributes",
+            )
+
+
+def _forcing(limits: Limits, body: str) -> Limits:
+    """``limits`` under which ``body`` itself never fits, so that preparing it stores it."""
+    measure = limits.measure
+
+    def forced(candidate: str, attributes: Mapping[str, Attribute]) -> int:
+        if len(candidate) == len(body) and candidate == body:
+            return limits.max_size + 1
+        return measure(candidate, attributes)
+
+    return replace(limits, measure=forced)
