@@ -10,13 +10,10 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, Any, cast
 
 from .errors import IncompatibleOptionsError
-from .pipeline import CHUNK_SIZE, Frozen, iter_chunks
-
-if TYPE_CHECKING:
-    from .offloader import Payload
+from .pipeline import CHUNK_SIZE, Frozen, Payload, iter_chunks
 
 __all__ = ["require_utf8"]
 

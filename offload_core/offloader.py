@@ -39,6 +39,7 @@ from .events import ErrorEvent, ResolvedEvent, StoredEvent
 from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
 from .pipeline import (
     CHUNK_SIZE,
+    Payload,
     PendingWrite,
     WriteResult,
     choose_codec,
@@ -59,11 +60,6 @@ __all__ = ["RESERVED_ATTRIBUTES", "KeyRequest", "Offloader", "Payload", "Receive
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: What can be published: bytes-like, text (sent as UTF-8), a binary file object, or chunks.
-Payload = (
-    bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes | bytearray | memoryview]
-)
 
 #: What a publisher may send: a :data:`~offload_core.pipeline.Payload`, or a ``dict`` or
 #: ``list`` sent as compact JSON.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import chain
 from typing import (
+    IO,
     TYPE_CHECKING,
     Any,
     BinaryIO,
@@ -50,12 +51,11 @@ __all__ = [
     "open_verified",
     "read_all",
     "start_write",
-    "write_stream",
 ]
 
-#: What can be sent: bytes-like, text (sent as UTF-8), a binary file object, or an iterable of
-#: bytes-like pieces.
-Payload: TypeAlias = "bytes | bytearray | memoryview | str | BinaryIO | Iterable[Chunk]"
+#: What can be published: bytes-like, text (sent as UTF-8), a binary file object, or an iterable
+#: of bytes-like pieces.
+Payload: TypeAlias = "bytes | bytearray | memoryview | str | IO[bytes] | Iterable[Chunk]"
 Chunk: TypeAlias = "bytes | bytearray | memoryview"
 
 _R = TypeVar("_R")
@@ -209,7 +209,7 @@ def _frozen(item: object, *, what: str) -> Frozen:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What :func:`write_stream` stored: sizes, the codec really used, and the digest."""
+    """What :func:`start_write` stored: sizes, the codec really used, and the digest."""
 
     #: Byte length of the original payload.
     size: int
@@ -220,32 +220,6 @@ class WriteResult:
     #: Registered name of the checksum algorithm, and the hex digest of the original bytes.
     checksum: str
     digest: str
-
-
-def write_stream(
-    chunks: Iterable[Chunk],
-    sink: BinaryIO,
-    *,
-    codec: Codec,
-    checksum: str,
-    hasher: HashLike,
-    skip_incompressible: bool = True,
-) -> WriteResult:
-    """Hash, compress and write ``chunks`` to ``sink``; the sink is left open.
-
-    The first 64 KiB are tried with fast compression first: when compressing would save under
-    5 % (already compressed media, encrypted data), the payload is stored raw and the result's
-    codec is ``"none"``, which the pointer must then carry.
-    """
-    with start_write(
-        chunks,
-        sink,
-        codec=codec,
-        checksum=checksum,
-        hasher=hasher,
-        skip_incompressible=skip_incompressible,
-    ) as written:
-        return written.result()
 
 
 class PendingWrite:
@@ -287,9 +261,15 @@ def start_write(
     hasher: HashLike,
     skip_incompressible: bool = True,
 ) -> PendingWrite:
-    """:func:`write_stream`, returning once everything is written to ``sink`` and leaving the
-    digest to finish on the hashing thread, so that the caller can commit the sink meanwhile."""
-    pieces: Iterator[Frozen] = map(partial(_frozen, what="write_stream got"), chunks)
+    """Hash, compress and write ``chunks`` to ``sink`` (left open), returning once everything
+    is written and leaving the digest to finish on the hashing thread, so that the caller can
+    commit the sink meanwhile: :meth:`PendingWrite.result` waits for it.
+
+    The first 64 KiB are tried with fast compression first: when compressing would save under
+    5 % (already compressed media, encrypted data), the payload is stored raw and the result's
+    codec is ``"none"``, which the pointer must then carry.
+    """
+    pieces: Iterator[Frozen] = map(partial(_frozen, what="start_write got"), chunks)
     if skip_incompressible:
         codec, pieces = choose_codec(codec, pieces)
 

@@ -6,9 +6,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .message import Attribute
+if TYPE_CHECKING:
+    from .message import Attribute
 
 __all__ = ["KEY_ID", "EncodedPointer", "Pointer", "PointerFormat", "Signature"]
 

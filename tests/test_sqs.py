@@ -595,8 +595,8 @@ def test_unreachable_endpoint_is_a_retryable_transport_error(
 
 
 def test_utf8_check_follows_characters_across_chunks_and_rewinds() -> None:
+    from offload_core._utf8 import require_utf8
     from offload_core.pipeline import iter_chunks
-    from offload_transports._utf8 import require_utf8
 
     text = ("é€😀 ascii " * 1000).encode()
     pieces = [text[i : i + 7] for i in range(0, len(text), 7)]  # cuts through characters
