@@ -329,7 +329,7 @@ NOTES = {
         "Baseline: `shutil.copyfileobj` of the same file there and back, files in the page cache "
         "(CPU-bound, the hardest case relative to a copy). The `alone, twice over` row is the "
         "time spent in the checksum alone, twice over the payload: no verified round trip can be "
-        "faster. `pipeline` rows are `write_stream` + `open_verified`; `Offloader` rows are the "
+        "faster. `pipeline` rows are `start_write` + `open_verified`; `Offloader` rows are the "
         "public API over a `file://` store (`prepare`, then `open`, verified)."
     ),
     "s3": (

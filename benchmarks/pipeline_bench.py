@@ -11,7 +11,7 @@ scenario's peak memory is its own:
 * ``copy``: ``shutil.copyfileobj`` source → stored file → output file; the baseline;
 * ``hash``: the time spent in the checksum alone, twice over the source (reads not counted): the
   floor for any round trip that checksums on the way out and verifies on the way back;
-* ``none``: ``write_stream`` with no codec, then ``open_verified`` back to an output file;
+* ``none``: ``start_write`` with no codec, then ``open_verified`` back to an output file;
 * ``zstd``: the same with Zstandard; on random data the payload must be detected as
   incompressible and stored raw.
 
@@ -126,7 +126,7 @@ def _hasher_factory(checksum: str) -> Callable[[], Any]:
 def round_trip(scenario: str, checksum: str, source: Path, workdir: Path) -> dict[str, Any]:
     """Run one scenario in this process; its timing, sizes and memory."""
     from offload_core.codecs import IdentityCodec, ZstdCodec
-    from offload_core.pipeline import CHUNK_SIZE, iter_chunks, open_verified, write_stream
+    from offload_core.pipeline import CHUNK_SIZE, iter_chunks, open_verified, start_write
 
     new_hasher = _hasher_factory(checksum) if checksum != "-" else None
     stored, output = workdir / f"{scenario}.stored", workdir / f"{scenario}.out"
@@ -169,9 +169,9 @@ def round_trip(scenario: str, checksum: str, source: Path, workdir: Path) -> dic
         assert new_hasher is not None
         codec = ZstdCodec() if scenario == "zstd" else IdentityCodec()
         with source.open("rb") as src, stored.open("wb") as dst:
-            written = write_stream(
+            written = start_write(
                 iter_chunks(src), dst, codec=codec, checksum=checksum, hasher=new_hasher()
-            )
+            ).result()
         middle = time.perf_counter()
         with (
             open_verified(

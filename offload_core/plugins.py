@@ -245,7 +245,7 @@ class Plugins:
             out.append(PluginInfo(name, dist, version, hooks))
         return out
 
-    def describe(self, *, all_kinds: bool = True) -> list[dict[str, object]]:
+    def describe(self) -> list[dict[str, object]]:
         """JSON-ready listing: each plugin with its distribution, hooks and what it registers."""
         by_plugin: dict[str, dict[str, list[dict[str, object]]]] = {}
         for entry in self.registry.entries():

@@ -37,7 +37,6 @@ from offload_core.pipeline import (
     open_verified,
     read_all,
     start_write,
-    write_stream,
 )
 
 MIB = 1024 * 1024
@@ -68,14 +67,14 @@ def store(
     chunk_size: int = CHUNK_SIZE,
 ) -> WriteResult:
     with path.open("wb") as sink:
-        return write_stream(
+        return start_write(
             iter_chunks(payload, chunk_size),
             sink,
             codec=CODECS[codec](),
             checksum=checksum,
             hasher=new_hasher(checksum),
             skip_incompressible=skip_incompressible,
-        )
+        ).result()
 
 
 def open_stored(
@@ -257,13 +256,13 @@ def test_reused_chunk_buffers_are_copied(tmp_path: Path) -> None:
             yield memoryview(buffer)[: len(piece)]
 
     with (tmp_path / "stored").open("wb") as sink:
-        result = write_stream(
+        result = start_write(
             reusing_one_buffer(),
             sink,
             codec=ZstdCodec(),
             checksum="sha256",
             hasher=hashlib.sha256(),
-        )
+        ).result()
     assert result.digest == hashlib.sha256(data).hexdigest()
     with open_stored(tmp_path / "stored", result) as reader:
         assert read_all(reader) == data
@@ -634,13 +633,13 @@ def test_streaming_200_mib_stays_in_bounded_memory(tmp_path: Path, codec: str) -
     tracemalloc.start()
     try:
         with path.open("wb") as sink:
-            result = write_stream(
+            result = start_write(
                 iter_chunks(chunks),
                 sink,
                 codec=CODECS[codec](),
                 checksum="sha256",
                 hasher=hashlib.sha256(),
-            )
+            ).result()
         _, write_peak = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         read_back = hashlib.sha256()
@@ -690,14 +689,14 @@ def test_any_bytes_round_trip_through_any_chunking(
     data: bytes, chunk_size: int, read_size: int, codec: str
 ) -> None:
     sink = io.BytesIO()
-    result = write_stream(
+    result = start_write(
         iter_chunks(data, chunk_size),
         sink,
         codec=CODECS[codec](),
         checksum="sha256",
         hasher=hashlib.sha256(),
         skip_incompressible=False,
-    )
+    ).result()
     assert result.codec == codec
     assert result.stored_size == len(sink.getvalue())
     reader = open_verified(
