@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backends import BackendConformance
+    from .transports import MemoryTransport, TransportConformance
 
-__all__ = ["BackendConformance"]
+__all__ = ["BackendConformance", "MemoryTransport", "TransportConformance"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +20,8 @@ def __getattr__(name: str) -> Any:
         from .backends import BackendConformance
 
         return BackendConformance
+    if name in ("MemoryTransport", "TransportConformance"):
+        from . import transports
+
+        return getattr(transports, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
