@@ -199,7 +199,7 @@ class TransportBase(ABC):
         outcomes: list[SendResult | BatchFailure] = []
         for message, entry in batch:
             try:
-                outcomes.append(self._send_message(message, entry))
+                outcomes.append(replace(self._send_message(message, entry), id=entry.id))
             except Exception as exc:
                 outcomes.append(
                     BatchFailure(
