@@ -33,6 +33,7 @@ from typing import Any
 
 from fsspec.asyn import sync
 
+from offload_core.aws.errors import error_status
 from offload_core.errors import (
     DigestMismatchError,
     SizeMismatchError,
@@ -42,7 +43,7 @@ from offload_core.errors import (
 from offload_core.pipeline import is_frozen
 
 from ._s3_checksums import Digest, append, encode, expected_checksum, new_digest
-from ._s3_errors import error_status, translate_s3_error
+from .fsspec_store import translate_fsspec_error
 
 __all__ = ["MAX_PARTS", "MIN_PART_SIZE", "Call", "MultipartWriter", "ObjectReader"]
 
@@ -590,7 +591,7 @@ class ObjectReader(io.RawIOBase):
                 f"{self._etag}); read it again",
                 location=self._location,
             ) from exc
-        mapped = translate_s3_error(exc, self._location)
+        mapped = translate_fsspec_error(exc, self._location)
         if not isinstance(exc, _Truncated) and not isinstance(mapped, TransientStorageError):
             raise exc
         if self.resumed >= self._retries:

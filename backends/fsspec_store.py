@@ -26,8 +26,8 @@ from fsspec.core import split_protocol, url_to_fs
 from fsspec.registry import get_filesystem_class
 from fsspec.spec import AbstractBufferedFile
 
+from offload_core.aws.errors import storage_error
 from offload_core.errors import (
-    AccessDeniedError,
     ConfigurationError,
     MissingDependencyError,
     PayloadNotFoundError,
@@ -49,41 +49,16 @@ __all__ = ["FsspecStore", "translate_fsspec_error"]
 
 log = logging.getLogger(__name__)
 
-# botocore/aiobotocore ClientError codes (s3fs, and anything else speaking to S3-like services).
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "NoSuchBucket", "404"})
-_DENIED_CODES = frozenset(
-    {"AccessDenied", "Forbidden", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-     "ExpiredToken", "AllAccessDisabled"}
-)  # fmt: skip
-_TRANSIENT_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
-     "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequestsException", "500", "503"}
-)  # fmt: skip
-# Network failures of botocore and aiohttp, recognised by class name to avoid importing either.
-_TRANSIENT_CLASSES = frozenset(
-    {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-     "ConnectionClosedError", "ResponseStreamingError", "IncompleteReadError",
-     "ClientConnectionError", "ClientPayloadError", "ServerTimeoutError"}
-)  # fmt: skip
 # How s3fs translates throttling (EBUSY) and S3 InternalError (EREMOTEIO) into OSError.
 _TRANSIENT_ERRNOS = frozenset({errno.EBUSY, getattr(errno, "EREMOTEIO", errno.EIO)})
 
 
 def translate_fsspec_error(exc: BaseException, location: str) -> Exception | None:
-    """Map fsspec's ``OSError`` family plus botocore/aiohttp-style errors to offload errors."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and isinstance(response.get("Error"), dict):
-        code = str(response["Error"].get("Code", ""))
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in _NOT_FOUND_CODES or status == 404:
-            return PayloadNotFoundError(f"no object at {location}", location=location)
-        if code in _DENIED_CODES or status == 403:
-            return AccessDeniedError(f"access to {location} denied: {exc}", location=location)
-        if code in _TRANSIENT_CODES or status == 429 or (isinstance(status, int) and status >= 500):
-            return TransientStorageError(f"{location}: {exc}; try again", location=location)
-        return StorageError(f"{location}: {exc}", location=location)
-    if any(cls.__name__ in _TRANSIENT_CLASSES for cls in type(exc).__mro__):
-        return TransientStorageError(f"{location}: {exc}; try again", location=location)
+    """Map fsspec's ``OSError`` family, and the errors of S3 through s3fs (botocore's, read by
+    :func:`offload_core.aws.errors.storage_error`), to offload errors."""
+    mapped = storage_error(exc, location)
+    if mapped is not None:
+        return mapped
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
         return TransientStorageError(f"{location}: {exc}; try again", location=location)
     return translate_os_error(exc, location)

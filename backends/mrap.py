@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from offload_core.aws.errors import BucketNotFoundError
 from offload_core.errors import (
     AccessDeniedError,
     ConfigurationError,
@@ -28,7 +29,7 @@ from offload_core.errors import (
     PayloadNotFoundError,
 )
 
-from ._s3_errors import BucketNotFoundError, translate_s3_error
+from .fsspec_store import translate_fsspec_error
 from .s3 import S3Store, is_mrap_arn
 
 __all__ = ["MrapStore", "require_sigv4a"]
@@ -90,7 +91,7 @@ class MrapStore(S3Store):
         return self._wait_for_replica(super()._head, object_key)
 
     def _lagging(self, exc: Exception, location: str) -> bool:
-        mapped = translate_s3_error(exc, location)
+        mapped = translate_fsspec_error(exc, location)
         if isinstance(mapped, PayloadNotFoundError):
             return not isinstance(mapped, BucketNotFoundError)
         return self.wait_on_denied and isinstance(mapped, AccessDeniedError)

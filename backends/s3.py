@@ -28,16 +28,17 @@ from typing import Any, BinaryIO, Literal, cast
 from fsspec.asyn import sync
 from s3fs import S3FileSystem
 
+from offload_core.aws.errors import BucketNotFoundError, error_status
 from offload_core.errors import ConfigurationError, MissingDependencyError, StorageError
 from offload_core.formats.aws import parse_s3_location, s3_location_problem
 from offload_core.store import ObjectInfo
 
 from ._keys import StoreStream, key_problem, translating, validate_key
 from ._s3_checksums import upload_digest
-from ._s3_errors import BucketNotFoundError, error_status, translate_s3_error
 from ._s3_io import MAX_PART_SIZE, MIN_PART_SIZE, MultipartWriter, ObjectReader
+from .fsspec_store import translate_fsspec_error
 
-__all__ = ["BucketNotFoundError", "S3Store", "is_mrap_arn", "open_store", "translate_s3_error"]
+__all__ = ["BucketNotFoundError", "S3Store", "is_mrap_arn", "open_store"]
 
 MiB = 1024 * 1024
 
@@ -300,7 +301,7 @@ class S3Store:
         self, object_key: str, location: str, params: dict[str, Any], exclusive: bool
     ) -> Iterator[BinaryIO]:
         if exclusive:
-            with translating(translate_s3_error, location):
+            with translating(translate_fsspec_error, location):
                 if self._exists(object_key):
                     raise FileExistsError(errno.EEXIST, "an object already exists", location)
         writer = MultipartWriter(
@@ -319,12 +320,15 @@ class S3Store:
             params=params,
         )
         stream = StoreStream(
-            cast(BinaryIO, writer), location=location, translate=translate_s3_error, keep_open=True
+            cast(BinaryIO, writer),
+            location=location,
+            translate=translate_fsspec_error,
+            keep_open=True,
         )
         try:
             yield stream
             stream.close()
-            with translating(translate_s3_error, location):
+            with translating(translate_fsspec_error, location):
                 writer.commit()
         except BaseException:
             writer.abort()
@@ -337,7 +341,7 @@ class S3Store:
     def open_read(self, key: str) -> BinaryIO:
         object_key = self._object_key(key)
         location = self.location(key)
-        with translating(translate_s3_error, location):
+        with translating(translate_fsspec_error, location):
             response = self._get(object_key)
         reader = ObjectReader(
             self.fs._call_s3,
@@ -350,11 +354,13 @@ class S3Store:
             concurrency=self.read_concurrency,
             retries=self.read_retries,
         )
-        return StoreStream(cast(BinaryIO, reader), location=location, translate=translate_s3_error)
+        return StoreStream(
+            cast(BinaryIO, reader), location=location, translate=translate_fsspec_error
+        )
 
     def info(self, key: str) -> ObjectInfo:
         object_key = self._object_key(key)
-        with translating(translate_s3_error, self.location(key)):
+        with translating(translate_fsspec_error, self.location(key)):
             response = self._head(object_key)
         metadata = {str(k): str(v) for k, v in (response.get("Metadata") or {}).items()}
         return ObjectInfo(
@@ -365,7 +371,7 @@ class S3Store:
         """Delete the object; S3 answers success for a missing key. A 403 is raised, never
         taken to mean the object is gone."""
         object_key = self._object_key(key)
-        with translating(translate_s3_error, self.location(key)):
+        with translating(translate_fsspec_error, self.location(key)):
             self._request("delete_object", Key=object_key)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -377,7 +383,7 @@ class S3Store:
         root = f"{self.prefix}/" if self.prefix else ""
         params: dict[str, Any] = {"Prefix": root + prefix}
         while True:
-            with translating(translate_s3_error, self.url):
+            with translating(translate_fsspec_error, self.url):
                 page = self._request("list_objects_v2", **params)
             for item in page.get("Contents", ()):
                 name = str(item["Key"])

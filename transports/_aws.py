@@ -1,8 +1,8 @@
-"""boto3 glue for the AWS transports: message attributes in boto3's shape, botocore errors as
-:class:`~offload_core.errors.TransportError`, and boto3 imported only when a client is made.
+"""boto3 glue for the AWS transports: message attributes in boto3's shape, a destination's
+attributes read when the caller may, and boto3 imported only when a client is made.
 
-Nothing here imports botocore: its errors are recognised by their shape and module, so that a
-caller passing its own client never needs this package to import the SDK.
+botocore's errors are read by the AWS kit (:mod:`offload_core.aws.errors`), which never imports
+botocore, so that a caller passing its own client never needs this package to import the SDK.
 """
 
 from __future__ import annotations
@@ -11,15 +11,10 @@ import importlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from offload_core.errors import (
-    IncompatibleOptionsError,
-    MissingDependencyError,
-    OffloadError,
-    TransportError,
-)
+from offload_core.aws.errors import ACCESS_DENIED_CODES, service_error
+from offload_core.errors import IncompatibleOptionsError, MissingDependencyError
 from offload_core.message import Attribute
 from offload_core.policy import sqs_message_size
 
@@ -27,14 +22,11 @@ __all__ = [
     "boto3_client",
     "check_attribute_names",
     "chunked",
-    "client_error",
     "from_boto_attributes",
     "read_attributes",
     "region_of",
     "sendable_size",
     "to_boto_attributes",
-    "transient",
-    "translated",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,15 +40,6 @@ _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}\Z")
 _REGION = re.compile(
     r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com|arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):"
 )
-_DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError")
-
-_TRANSIENT_CODES = frozenset(
-    {"RequestThrottled", "ThrottlingException", "Throttling", "ServiceUnavailable",
-     "InternalError", "InternalFailure", "KmsThrottled", "RequestTimeout"}
-)  # fmt: skip
-#: botocore's network failures (and their subclasses: timeouts, closed connections).
-_TRANSIENT_CLASSES = frozenset({"ConnectionError", "HTTPClientError"})
-_MISSING_CODES = ("NonExistentQueue", "QueueDoesNotExist", "NotFound")
 
 
 def to_boto_attributes(attributes: Mapping[str, Attribute]) -> dict[str, dict[str, Any]]:
@@ -79,11 +62,6 @@ def from_boto_attributes(raw: Mapping[str, Any] | None) -> dict[str, Attribute]:
         if isinstance(value, (str, bytes)):
             out[name] = Attribute(str(entry.get("DataType", "String")), value)
     return out
-
-
-def transient(code: str | None) -> bool:
-    """Whether an AWS error code means the same call may succeed later (throttling, 5xx)."""
-    return code in _TRANSIENT_CODES
 
 
 def sendable_size(body: str, attributes: Mapping[str, Attribute]) -> int:
@@ -125,57 +103,12 @@ def read_attributes(
     try:
         response = fetch()
     except Exception as exc:
-        parsed = client_error(exc)
-        if parsed is None or parsed[0] not in _DENIED:
+        error = service_error(exc)
+        if error is None or error.code not in ACCESS_DENIED_CODES:
             raise
         log.warning("cannot read the attributes of %s (%s); assuming %s", destination, exc, assumed)
         return {}
     return dict(response.get("Attributes", {}))
-
-
-def client_error(exc: BaseException) -> tuple[str | None, int | None, str] | None:
-    """Code, HTTP status and message of a botocore ``ClientError``; ``None`` for other errors."""
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict) or not isinstance(response.get("Error"), dict):
-        return None
-    error = response["Error"]
-    code = str(error.get("Code", "")) or None
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    message = str(error.get("Message", exc)).rstrip(".")
-    return code, status if isinstance(status, int) else None, message
-
-
-@contextmanager
-def translated(service: str, operation: str, destination: str) -> Iterator[None]:
-    """Inside the block, botocore's errors become :class:`TransportError` (the original is the
-    ``__cause__``); offload's own errors and anything else pass through."""
-    try:
-        yield
-    except OffloadError:
-        raise
-    except Exception as exc:
-        where = f"{service} {operation} on {destination} failed"
-        parsed = client_error(exc)
-        if parsed is not None:
-            code, status, message = parsed
-            missing = code is not None and any(m in code for m in _MISSING_CODES)
-            hint = "; check the name or URL, the region and the account" if missing else ""
-            raise TransportError(
-                f"{where}: {code}: {message}{hint}",
-                operation=operation,
-                code=code,
-                destination=destination,
-                retryable=transient(code) or status == 429 or (status or 0) >= 500,
-            ) from exc
-        if type(exc).__module__.startswith("botocore"):
-            names = {cls.__name__ for cls in type(exc).__mro__}
-            raise TransportError(
-                f"{where}: {exc}",
-                operation=operation,
-                destination=destination,
-                retryable=bool(names & _TRANSIENT_CLASSES),
-            ) from exc
-        raise
 
 
 def boto3_client(service: str, *, what: str, **options: Any) -> Any:

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
+from offload_core.aws.errors import outcome_unknown, translated
 from offload_core.message import AttributeLike, OutgoingMessage, as_attributes
 from offload_core.offloader import Offloader, Sendable
 from offload_core.policy import Limits, sqs_message_size
-from offload_core.publishing import is_outcome_unknown
 from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportBase
 
 from ._aws import (
@@ -26,7 +26,6 @@ from ._aws import (
     read_attributes,
     sendable_size,
     to_boto_attributes,
-    translated,
 )
 
 __all__ = [
@@ -66,22 +65,6 @@ class BatchEntry(Entry):
     #: SQS only.
     delay_seconds: int | None = None
     request: Mapping[str, Any] | None = None
-
-
-#: botocore's errors for a request that may have reached the service: its answer was lost.
-_OUTCOME_UNKNOWN: Final = frozenset({"ReadTimeoutError", "ConnectionClosedError"})
-
-
-def outcome_unknown(exc: BaseException) -> bool:
-    """Whether the service may have accepted a request that raised ``exc``: the core's rule
-    (an interruption, or an error that says so), or botocore's read timeout or connection
-    closed before the answer, itself or as the cause of a translated error."""
-    if is_outcome_unknown(exc):
-        return True
-    for error in (exc, exc.__cause__):
-        if error is not None and {c.__name__ for c in type(error).__mro__} & _OUTCOME_UNKNOWN:
-            return True
-    return False
 
 
 def failures(response: Mapping[str, Any]) -> list[BatchFailure]:

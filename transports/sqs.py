@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
+from offload_core.aws.errors import translated
 from offload_core.delivery import Delivery
 from offload_core.errors import TransportError
 from offload_core.message import AttributeLike
@@ -41,7 +42,6 @@ from ._aws import (
     from_boto_attributes,
     region_of,
     to_boto_attributes,
-    translated,
 )
 from ._publish import (
     MAX_BATCH_ENTRIES,
