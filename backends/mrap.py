@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError
 from offload_core.errors import (
     AccessDeniedError,
@@ -30,7 +31,7 @@ from offload_core.errors import (
 )
 
 from .fsspec_store import translate_fsspec_error
-from .s3 import S3Store, is_mrap_arn
+from .s3 import S3Store
 
 __all__ = ["MrapStore", "require_sigv4a"]
 

@@ -22,7 +22,7 @@ def offload_register_backends(register: Registrar) -> None:
     )
     register(
         "s3",
-        "offload_backends.s3:open_store",
+        "offload_backends.s3_factory:open_store",
         schemes=("s3",),
         extra="s3",
         description="an S3 bucket or access point through s3fs; MRAP ARNs open the mrap backend",

@@ -13,8 +13,8 @@ metadata as ``x-amz-meta-*``, a CRC checksum S3 checks (per part, and for the wh
 ``If-None-Match: *`` for exclusive writes, so that a retried content-addressed publish never
 writes twice. It never changes bucket configuration.
 
-A URL naming a Multi-Region Access Point ARN opens :class:`~offload_backends.mrap.MrapStore`
-through :func:`open_store`, the factory the plugin registers.
+The plugin registers :func:`offload_backends.s3_factory.open_store` for ``s3://`` URLs, which
+opens an :class:`~offload_backends.mrap.MrapStore` for a Multi-Region Access Point ARN.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any, BinaryIO, Literal, cast
 from fsspec.asyn import sync
 from s3fs import S3FileSystem
 
+from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError, error_status
 from offload_core.errors import ConfigurationError, MissingDependencyError, StorageError
 from offload_core.formats.aws import parse_s3_location, s3_location_problem
@@ -38,11 +39,10 @@ from ._s3_checksums import upload_digest
 from ._s3_io import MAX_PART_SIZE, MIN_PART_SIZE, MultipartWriter, ObjectReader
 from .fsspec_store import translate_fsspec_error
 
-__all__ = ["BucketNotFoundError", "S3Store", "is_mrap_arn", "open_store"]
+__all__ = ["BucketNotFoundError", "S3Store", "split_url"]
 
 MiB = 1024 * 1024
 
-_MRAP_ARN = re.compile(r"arn:aws[a-z-]*:s3::[0-9]{12}:accesspoint/[a-z0-9][a-z0-9.-]*\.mrap\Z")
 _CANNED_ACLS = frozenset(
     {"private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
      "bucket-owner-read", "bucket-owner-full-control"}
@@ -72,11 +72,6 @@ def _require_botocore() -> None:
         )
 
 
-def is_mrap_arn(bucket: str) -> bool:
-    """Whether ``bucket`` is a Multi-Region Access Point ARN rather than a bucket name."""
-    return _MRAP_ARN.match(bucket) is not None
-
-
 def split_url(url: str) -> tuple[str, str]:
     """``(bucket, prefix)`` of a store URL ``s3://bucket[/prefix]``; the bucket may be an access
     point or Multi-Region Access Point ARN."""
@@ -92,16 +87,6 @@ def split_url(url: str) -> tuple[str, str]:
     if problem is not None:
         raise ConfigurationError(f"{url!r} is not a valid store URL: {problem}")
     return bucket, prefix
-
-
-def open_store(url: str, **options: Any) -> S3Store:
-    """The store for an ``s3://`` URL: an :class:`~offload_backends.mrap.MrapStore` when the
-    bucket is a Multi-Region Access Point ARN, an :class:`S3Store` otherwise."""
-    if is_mrap_arn(split_url(url)[0]):
-        from .mrap import MrapStore
-
-        return MrapStore(url, **options)
-    return S3Store(url, **options)
 
 
 def _metadata_params(metadata: Mapping[str, str] | None, location: str) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from s3_faults import ErrorStub
 
 import offload_backends.plugin
 from offload_backends.mrap import MrapStore
-from offload_backends.s3 import S3Store, open_store
+from offload_backends.s3 import S3Store
+from offload_backends.s3_factory import open_store
 from offload_core import Plugins
 from offload_core.errors import (
     AccessDeniedError,

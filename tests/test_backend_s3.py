@@ -30,7 +30,8 @@ from s3_faults import CuttingProxy, ErrorStub
 
 import offload_backends.plugin
 from offload_backends._s3_checksums import UPLOAD_ALGORITHMS, encode, new_digest
-from offload_backends.s3 import BucketNotFoundError, S3Store, open_store
+from offload_backends.s3 import BucketNotFoundError, S3Store
+from offload_backends.s3_factory import open_store
 from offload_core import Plugins
 from offload_core.errors import (
     AccessDeniedError,

@@ -24,7 +24,6 @@ __all__ = [
     "chunked",
     "from_boto_attributes",
     "read_attributes",
-    "region_of",
     "sendable_size",
     "to_boto_attributes",
 ]
@@ -36,10 +35,6 @@ T = TypeVar("T")
 #: Characters SQS accepts in a message body (and so SNS, for its SQS subscribers).
 _UNSENDABLE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}\Z")
-#: The region in an SQS queue URL or in an ARN.
-_REGION = re.compile(
-    r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com|arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):"
-)
 
 
 def to_boto_attributes(attributes: Mapping[str, Attribute]) -> dict[str, dict[str, Any]]:
@@ -87,12 +82,6 @@ def check_attribute_names(attributes: Mapping[str, Attribute], service: str) -> 
                 "0-9 _ - ., no leading, trailing or double period, not starting with AWS. or "
                 "Amazon."
             )
-
-
-def region_of(address: str) -> str | None:
-    """The region named in a queue URL or an ARN, if any."""
-    match = _REGION.match(address)
-    return (match.group(1) or match.group(2)) if match else None
 
 
 def read_attributes(

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
+from offload_core.aws.arn import region_of
 from offload_core.aws.errors import is_transient as transient
 from offload_core.aws.errors import outcome_unknown, translated
 from offload_core.errors import (
@@ -48,7 +49,7 @@ from offload_core.policy import Limits, Measure
 from offload_core.publishing import compensating, never_sent
 from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportBase
 
-from ._aws import boto3_client, region_of
+from ._aws import boto3_client
 from .eventbridge_detail import check_kept, wrap
 
 __all__ = [

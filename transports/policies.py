@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from offload_core.aws.arn import Arn, is_mrap_arn, is_region, parse_arn
 from offload_core.errors import ConfigurationError
 from offload_core.formats.aws import parse_s3_location, s3_location_problem
 
@@ -38,15 +38,8 @@ __all__ = ["POLICY_VERSION", "access_policies", "lifecycle_configuration"]
 
 POLICY_VERSION = "2012-10-17"
 _ACCOUNT = re.compile(r"[0-9]{12}\Z")
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}\Z")
-_PARTITION = r"(?P<partition>aws|aws-cn|aws-us-gov)"
-_ARN = re.compile(
-    rf"arn:{_PARTITION}:(?P<service>[a-z0-9-]+)"
-    r":(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}):(?P<account>[0-9]{12}):(?P<resource>.+)\Z"
-)
-_MRAP = re.compile(
-    rf"arn:{_PARTITION}:s3::(?P<account>[0-9]{{12}}):accesspoint/(?P<resource>[a-z0-9][a-z0-9.-]*\.mrap)\Z"
-)
+#: The partitions whose service domains the policies know (``amazonaws.com``, ``.com.cn``).
+_PARTITIONS = frozenset({"aws", "aws-cn", "aws-us-gov"})
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: Per service: what the resource part looks like, and an example for the error message.
 _RESOURCES = {
@@ -89,31 +82,30 @@ _CONSUME = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibil
 _POLL = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
 
 
-@dataclass(frozen=True)
-class _Arn:
-    value: str
-    partition: str
-    region: str
-    account: str
-    resource: str
-
-
-def _arn(value: str, service: str, what: str) -> _Arn:
+def _arn(value: str, service: str, what: str) -> Arn:
+    """``value`` as a regional ARN of ``service`` in a known partition, with a valid resource."""
     resource, example = _RESOURCES[service]
-    match = _ARN.match(value)
-    if match is None or match["service"] != service or not resource.match(match["resource"]):
+    arn = parse_arn(value)
+    if (
+        arn is None
+        or arn.partition not in _PARTITIONS
+        or arn.service != service
+        or not is_region(arn.region)
+        or not arn.account
+        or not resource.match(arn.resource)
+    ):
         raise ConfigurationError(f"{what} must be an ARN like {example}, got {value!r}")
-    return _Arn(value, match["partition"], match["region"], match["account"], match["resource"])
+    return arn
 
 
-def _mrap(value: str) -> _Arn:
-    match = _MRAP.match(value)
-    if match is None:
+def _mrap(value: str) -> Arn:
+    arn = parse_arn(value)
+    if arn is None or arn.partition not in _PARTITIONS or not is_mrap_arn(value):
         raise ConfigurationError(
             "the Multi-Region Access Point must be an ARN like "
             f"arn:aws:s3::111122223333:accesspoint/mfzwi23gnjvgw.mrap, got {value!r}"
         )
-    return _Arn(value, match["partition"], "", match["account"], match["resource"])
+    return arn
 
 
 def _account(value: str, what: str) -> str:
@@ -237,7 +229,7 @@ def access_policies(
     if len(partitions) > 1:
         raise ConfigurationError(f"the ARNs are in different partitions: {sorted(partitions)}")
     partition = partitions.pop() if partitions else "aws"
-    if region is not None and not _REGION.match(region):
+    if region is not None and not is_region(region):
         raise ConfigurationError(f"{region!r} is not an AWS region name like us-east-1")
     if key is not None and region is not None and key.region != region and not access_point:
         raise ConfigurationError(
@@ -380,9 +372,9 @@ def _accounts(values: Sequence[str], what: str) -> list[str]:
 
 
 def _queue_grants(
-    queue: _Arn,
-    topic: _Arn | None,
-    bus: _Arn | None,
+    queue: Arn,
+    topic: Arn | None,
+    bus: Arn | None,
     publisher: str,
     readers: Sequence[str],
 ) -> list[dict[str, Any]]:

@@ -28,12 +28,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
+from offload_core.aws.arn import region_of
 from offload_core.errors import IncompatibleOptionsError
 from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Payload, Sendable
 from offload_core.transport import Entry
 
-from ._aws import boto3_client, region_of
+from ._aws import boto3_client
 from ._publish import (
     BatchEntry,
     BatchFailure,

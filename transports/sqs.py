@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
+from offload_core.aws.arn import region_of
 from offload_core.aws.errors import translated
 from offload_core.delivery import Delivery
 from offload_core.errors import TransportError
@@ -40,7 +41,6 @@ from ._aws import (
     boto3_client,
     chunked,
     from_boto_attributes,
-    region_of,
     to_boto_attributes,
 )
 from ._publish import (
