@@ -9,7 +9,7 @@ from typing import Literal
 from .errors import MessageTooLargeError
 from .message import Attribute
 
-__all__ = ["Limits", "Measure", "Mode", "Policy", "attribute_bytes", "sqs_message_size"]
+__all__ = ["Limits", "Measure", "Mode", "Policy", "attribute_bytes", "message_size"]
 
 Mode = Literal["auto", "always", "never"]
 
@@ -18,7 +18,7 @@ Measure = Callable[[str, Mapping[str, Attribute]], int]
 
 
 def attribute_bytes(attributes: Mapping[str, Attribute]) -> int:
-    """UTF-8 bytes of every attribute's name, data type and value, as SQS and SNS count them."""
+    """UTF-8 bytes of every attribute's name, data type and value."""
     total = 0
     for name, attr in attributes.items():
         value = attr.value if isinstance(attr.value, bytes) else attr.value.encode()
@@ -26,22 +26,24 @@ def attribute_bytes(attributes: Mapping[str, Attribute]) -> int:
     return total
 
 
-def sqs_message_size(body: str, attributes: Mapping[str, Attribute]) -> int:
-    """Body plus attributes in UTF-8 bytes: how SQS and SNS measure a message."""
+def message_size(body: str, attributes: Mapping[str, Attribute]) -> int:
+    """The default measure, for a transport with no rule of its own: the body's UTF-8 bytes
+    plus :func:`attribute_bytes`. A transport whose service counts otherwise passes its own."""
     return len(body.encode()) + attribute_bytes(attributes)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one destination accepts; a transport builds it from the queue, topic or bus."""
+    """What one destination accepts; a transport builds it from the queue, topic or bus, with
+    the service's own ``measure``. The defaults are a common 256 KiB and ten attributes."""
 
     #: Largest message in bytes, as ``measure`` counts it.
     max_size: int = 262_144
-    #: Most message attributes allowed (SQS and SNS: 10); ``None`` for no attributes limit.
+    #: Most message attributes allowed; ``None`` for no limit.
     max_attributes: int | None = 10
     #: Whether the destination carries message attributes at all (EventBridge does not).
     carries_attributes: bool = True
-    measure: Measure = sqs_message_size
+    measure: Measure = message_size
 
 
 @dataclass(frozen=True)

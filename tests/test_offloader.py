@@ -33,7 +33,7 @@ from offload_core.errors import (
     SizeMismatchError,
 )
 from offload_core.offloader import Offloader
-from offload_core.policy import Limits, sqs_message_size
+from offload_core.policy import Limits, message_size
 from offload_core.testing.aws import MotoServer
 
 SMALL = Limits(max_size=1024)
@@ -76,7 +76,7 @@ def test_attributes_count_towards_the_limit(off: Offloader) -> None:
     msg = off.prepare(body, attributes=attrs, limits=SMALL)
     assert msg.offloaded
     assert msg.attributes["trace"] == attrs["trace"]
-    assert sqs_message_size(msg.body, msg.attributes) <= SMALL.max_size
+    assert message_size(msg.body, msg.attributes) <= SMALL.max_size
 
 
 def test_configured_threshold_below_the_transport_limit(store_url: str) -> None:
@@ -331,7 +331,7 @@ def test_round_trip_of_arbitrary_bytes_around_the_threshold(
     url = (tmp_path / "prop").as_uri()
     off = Offloader(url, compression=compression)
     msg = off.prepare(_chunked(data, chunk), limits=SMALL)
-    assert sqs_message_size(msg.body, msg.attributes) <= SMALL.max_size
+    assert message_size(msg.body, msg.attributes) <= SMALL.max_size
     assert off.resolve(msg.body, msg.attributes) == data
     if not msg.offloaded:
         assert msg.body.encode() == data

@@ -15,6 +15,7 @@ import pytest
 from sqs_support import Calls, drain, new_queue, offloader, stored, unique
 
 from offload_core import Attribute, Plugins
+from offload_core.aws.limits import sqs_message_size
 from offload_core.errors import (
     DigestMismatchError,
     IncompatibleOptionsError,
@@ -26,7 +27,6 @@ from offload_core.errors import (
     TransportError,
 )
 from offload_core.offloader import Offloader, Payload
-from offload_core.policy import sqs_message_size
 from offload_core.testing.aws import MotoServer
 from offload_transports.sqs import (
     SQS_MAX_MESSAGE_SIZE,

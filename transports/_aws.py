@@ -9,32 +9,24 @@ from __future__ import annotations
 
 import importlib
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from offload_core.aws.errors import ACCESS_DENIED_CODES, service_error
-from offload_core.errors import IncompatibleOptionsError, MissingDependencyError
+from offload_core.errors import MissingDependencyError
 from offload_core.message import Attribute
-from offload_core.policy import sqs_message_size
 
 __all__ = [
     "boto3_client",
-    "check_attribute_names",
     "chunked",
     "from_boto_attributes",
     "read_attributes",
-    "sendable_size",
     "to_boto_attributes",
 ]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Characters SQS accepts in a message body (and so SNS, for its SQS subscribers).
-_UNSENDABLE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}\Z")
 
 
 def to_boto_attributes(attributes: Mapping[str, Attribute]) -> dict[str, dict[str, Any]]:
@@ -57,31 +49,6 @@ def from_boto_attributes(raw: Mapping[str, Any] | None) -> dict[str, Attribute]:
         if isinstance(value, (str, bytes)):
             out[name] = Attribute(str(entry.get("DataType", "String")), value)
     return out
-
-
-def sendable_size(body: str, attributes: Mapping[str, Attribute]) -> int:
-    """:func:`sqs_message_size`, or "too large for any queue" when SQS would refuse the body
-    (control characters), so that such a body is stored rather than sent."""
-    if _UNSENDABLE.search(body):
-        return 2**63 - 1
-    return sqs_message_size(body, attributes)
-
-
-def check_attribute_names(attributes: Mapping[str, Attribute], service: str) -> None:
-    """Refuse names SQS and SNS reject, before anything is stored."""
-    for name in attributes:
-        if (
-            not _ATTRIBUTE_NAME.match(name)
-            or name.lower().startswith(("aws.", "amazon."))
-            or name.startswith(".")
-            or name.endswith(".")
-            or ".." in name
-        ):
-            raise IncompatibleOptionsError(
-                f"{name!r} is not a valid {service} message attribute name: up to 256 of A-Z a-z "
-                "0-9 _ - ., no leading, trailing or double period, not starting with AWS. or "
-                "Amazon."
-            )
 
 
 def read_attributes(
