@@ -8,13 +8,17 @@ Registration hooks receive a :class:`~offload_core.registry.Registrar`; call it 
     def offload_register_backends(register):
         register("mystore", "my_pkg.store:open_store", schemes=("mys",), extra="mystore")
 
+Recognition hooks let a plugin read what an operator gives the command line in a service's own
+shape (an event, a web address); the first plugin that recognises it answers.
+
 Observer hooks receive frozen event objects and must not raise: their errors are logged and
 swallowed so that metrics or tracing never break delivery.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     import click
 
     from .events import ErrorEvent, ResolvedEvent, StoredEvent
+    from .ops import Message
     from .registry import Registrar
 
 PROJECT = "offload"
@@ -70,6 +75,21 @@ def offload_register_signers(register: Registrar) -> None:
 @hookspec
 def offload_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``offload`` command line (a :class:`click.Group`)."""
+
+
+@hookspec(firstresult=True)
+def offload_read_messages(document: Mapping[str, Any]) -> Sequence[Message] | None:
+    """The messages in a JSON object given to ``offload get`` or ``offload inspect`` (an event or
+    a service's response, as :class:`~offload_core.ops.Message` values), or ``None`` when the
+    plugin does not know its shape. A message that cannot be read raises
+    :class:`~offload_core.errors.ConfigurationError` saying why."""
+
+
+@hookspec(firstresult=True)
+def offload_store_url_hint(url: str) -> str | None:
+    """What to use instead of ``url``, an ``http(s)://`` address given as a store (the web
+    address of a bucket), as the whole error message; ``None`` when the plugin does not
+    recognise it."""
 
 
 @hookspec

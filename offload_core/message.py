@@ -1,17 +1,30 @@
-"""Transport-neutral message parts: attributes and the message a publisher hands a transport."""
+"""Transport-neutral message parts: attributes, their JSON form, and the message a publisher
+hands a transport."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from .errors import ConfigurationError
+
 if TYPE_CHECKING:
     from .pointer import Pointer
 
-__all__ = ["Attribute", "AttributeLike", "Attributes", "OutgoingMessage", "as_attributes"]
+__all__ = [
+    "Attribute",
+    "AttributeLike",
+    "Attributes",
+    "OutgoingMessage",
+    "as_attributes",
+    "attributes_from_json",
+    "attributes_to_json",
+]
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,51 @@ def _boto_attribute(name: str, value: Mapping[str, Any]) -> Attribute:
         f"attribute {name!r}: {field_name} must be {'bytes' if 'Binary' in field_name else 'a str'}"
         f" (list values are not supported by SQS or SNS); got {type(data).__name__}"
     )
+
+
+def attributes_to_json(attributes: Mapping[str, Attribute]) -> dict[str, dict[str, str]]:
+    """Attributes as JSON, in boto3's field names (``DataType`` and ``StringValue`` or
+    ``BinaryValue``) with binary values in base64: how ``offload put`` prints them."""
+    return {
+        name: {"DataType": a.data_type, "BinaryValue": base64.b64encode(a.value).decode()}
+        if isinstance(a.value, bytes)
+        else {"DataType": a.data_type, "StringValue": a.value}
+        for name, a in attributes.items()
+    }
+
+
+def attributes_from_json(raw: object, where: str) -> dict[str, Attribute]:
+    """Attributes in :func:`attributes_to_json`'s form, found in ``where`` (for errors).
+
+    An entry that is not a JSON object is no message attribute and is passed over (a queue's
+    system attributes are plain strings). One that is an object but not an attribute (no
+    ``DataType``, no value, a ``BinaryValue`` that is not base64) raises
+    :class:`~offload_core.errors.ConfigurationError` naming it: an attribute is never dropped.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"the message attributes of {where} are not a JSON object")
+    out: dict[str, Attribute] = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, Mapping):
+            continue
+        data_type, text = entry.get("DataType"), entry.get("StringValue")
+        binary = entry.get("BinaryValue")
+        if isinstance(data_type, str) and isinstance(text, str):
+            out[name] = Attribute(data_type, text)
+            continue
+        if not isinstance(data_type, str) or not isinstance(binary, str):
+            raise ConfigurationError(
+                f"attribute {name!r} of {where} needs DataType and StringValue or BinaryValue"
+            )
+        try:
+            out[name] = Attribute(data_type, base64.b64decode(binary, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigurationError(
+                f"attribute {name!r} of {where}: BinaryValue is not base64"
+            ) from exc
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ raise :class:`~offload_core.errors.ConfigurationError`; failed operations raise 
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import json
 import os
@@ -24,7 +23,6 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
-from urllib.parse import urlsplit
 
 from .detect import inspect as detect_pointer
 from .detect import unwrap_sns
@@ -35,7 +33,7 @@ from .errors import (
     OffloadError,
     PointerError,
 )
-from .message import Attribute
+from .message import Attribute, attributes_from_json, attributes_to_json
 from .offloader import Offloader, Received
 from .pipeline import Frozen, iter_chunks
 from .plugins import Plugins, default_plugins
@@ -50,7 +48,6 @@ __all__ = [
     "S3Options",
     "Saved",
     "Stored",
-    "attributes_json",
     "check_store_url",
     "choose_message",
     "collect_garbage",
@@ -83,13 +80,6 @@ _COPY_CHUNK = 2**20
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 #: ``s3:/bucket`` or ``s3:bucket``: a scheme of two letters or more without its ``//``.
 _SCHEME_WITHOUT_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)/?")
-#: S3's HTTP(S) host names: ``bucket.s3.amazonaws.com``, ``bucket.s3.eu-west-1.amazonaws.com``,
-#: ``bucket.s3-eu-west-1.amazonaws.com``, ``s3.eu-west-1.amazonaws.com`` (path style), dualstack,
-#: access points and Multi-Region Access Points, China's ``amazonaws.com.cn``.
-_S3_HOST = re.compile(
-    r"(?:(?P<bucket>.+)\.)?s3(?P<rest>[.-][a-z0-9.-]*?)?\.amazonaws\.com(?P<cn>\.cn)?"
-)
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
 #: fsspec protocols that reach S3 around the s3 store (its checksums, pointer format, options).
 _S3_ALIASES = frozenset({"s3a", "s3n"})
 
@@ -121,7 +111,7 @@ def check_store_url(url: str, plugins: Plugins | None = None, *, persistent: boo
         check_store_url(lowered, plugins, persistent=persistent)
         raise ConfigurationError(f"URL schemes are lower case: use {lowered!r}, not {url!r}")
     if scheme in ("http", "https"):
-        raise ConfigurationError(_http_store_problem(url))
+        raise ConfigurationError(plugins.store_url_hint(url) or _http_store_problem(url, by_scheme))
     if scheme in _S3_ALIASES and "s3" in by_scheme:
         raise ConfigurationError(
             f"{url!r}: S3 stores are named s3://bucket/prefix; use 's3://{rest}'"
@@ -169,41 +159,12 @@ def _unknown_scheme(url: str, scheme: str, rest: str, by_scheme: Mapping[str, An
     )
 
 
-def _http_store_problem(url: str) -> str:
-    """What to use instead of an HTTP(S) address: its ``s3://`` form for S3's own host names,
-    the s3 store with ``--endpoint-url`` for anything else (an S3-compatible service)."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    path = parts.path.strip("/")
-    aws = _S3_HOST.fullmatch(host)
-    if aws is None:
-        endpoint = f"{parts.scheme}://{parts.netloc}"
-        bucket, _, prefix = path.partition("/")
-        guess = f"s3://{bucket or 'BUCKET'}" + (f"/{prefix}" if prefix else "")
-        return (
-            f"{url!r} is an HTTP(S) address, not a store (offload writes, reads and lists "
-            f"payloads through a store); for an S3-compatible service at {endpoint}, use "
-            f"--store {guess} --endpoint-url {endpoint}"
-        )
-    region_match = _REGION.search(aws["rest"] or "")
-    region = region_match[0] if region_match else None
-    partition = "aws-cn" if aws["cn"] else "aws"
-    bucket, rest = aws["bucket"], aws["rest"] or ""
-    if bucket is None:  # path style: the bucket is the path's first segment
-        bucket, _, path = path.partition("/")
-        bucket = bucket or "BUCKET"
-    elif rest.startswith("-accesspoint"):  # <name>-<account>.s3-accesspoint.<region>...
-        named = re.fullmatch(r"(.+)-([0-9]{12})", bucket)
-        if named is not None:
-            bucket = f"arn:{partition}:s3:{region or 'REGION'}:{named[2]}:accesspoint/{named[1]}"
-    elif rest == "-global" and bucket.endswith(".accesspoint"):  # a Multi-Region Access Point
-        alias = bucket.removesuffix(".accesspoint")
-        bucket = f"arn:{partition}:s3::ACCOUNT:accesspoint/{alias}"
-    suggestion = f"s3://{bucket}" + (f"/{path}" if path else "")
-    with_region = f" (with --region {region})" if region and "accesspoint" not in rest else ""
+def _http_store_problem(url: str, by_scheme: Mapping[str, Any]) -> str:
+    """What to say about an HTTP(S) address no plugin recognised."""
+    known = ", ".join(f"{name}://" for name in sorted(by_scheme) if name != "*")
     return (
-        f"{url!r} is an S3 address over HTTP(S); stores are named by their s3:// URL: use "
-        f"{suggestion!r}{with_region}"
+        f"{url!r} is an HTTP(S) address, not a store (offload writes, reads and lists payloads "
+        f"through a store); name the store by its URL: a directory path, {known}"
     )
 
 
@@ -293,15 +254,14 @@ def read_input(value: str, stdin: IO[bytes] | None = None) -> str:
         raise ConfigurationError(f"{what} is not UTF-8 text: pass a message or event") from exc
 
 
-def parse_messages(text: str) -> list[Message]:
+def parse_messages(text: str, plugins: Plugins | None = None) -> list[Message]:
     """The messages in ``text``, recognised by shape.
 
-    - a Lambda event (``Records`` from SQS or SNS): every record's ``body`` or ``Sns`` envelope;
-    - an SQS message as boto3 returns it (``Body``, ``MessageAttributes``), or a whole
-      ``ReceiveMessage`` response (``Messages``);
-    - ``{"body": ..., "attributes" | "messageAttributes": ...}`` (a Lambda SQS record alone);
-    - an EventBridge event (``detail-type`` and ``detail``): its ``detail``, also as an SQS body;
-    - anything else is a message body as received (SNS envelopes are unwrapped later).
+    A JSON object is offered to the plugins (``offload_read_messages``): the transports plugin
+    reads AWS's shapes, a Lambda event, a ``ReceiveMessage`` response, an SQS message or record,
+    an EventBridge event. Failing that, ``{"Body": ..., "MessageAttributes": ...}`` is a message
+    as ``offload put`` prints it; anything else is a message body as received (SNS envelopes
+    are unwrapped later).
     """
     try:
         value = json.loads(text)
@@ -309,92 +269,21 @@ def parse_messages(text: str) -> list[Message]:
         return [Message(text)]
     if not isinstance(value, dict):
         return [Message(text)]
-    if isinstance(value.get("Records"), list):
-        return [_record(r, f"Lambda event record {i}") for i, r in enumerate(value["Records"])]
-    if isinstance(value.get("Messages"), list):
-        return [_record(m, f"SQS message {i}") for i, m in enumerate(value["Messages"])]
-    if _is_eventbridge(value):
-        return [_eventbridge(value, "EventBridge event")]
-    if any(isinstance(value.get(k), str) for k in ("Body", "body")) or isinstance(
-        value.get("Sns"), dict
-    ):
-        return [_record(value, "SQS message" if "Body" in value else "message record")]
+    found = (plugins or default_plugins()).read_messages(value)
+    if found is not None:
+        return found
+    body = value.get("Body")
+    if isinstance(body, str):
+        attributes = attributes_from_json(value.get("MessageAttributes"), "the message")
+        return [Message(body, attributes, "message", wrapped=True)]
     return [Message(text)]
 
 
-def load_messages(value: str, stdin: IO[bytes] | None = None) -> list[Message]:
+def load_messages(
+    value: str, stdin: IO[bytes] | None = None, plugins: Plugins | None = None
+) -> list[Message]:
     """:func:`read_input`, then :func:`parse_messages`."""
-    return parse_messages(read_input(value, stdin))
-
-
-def _record(raw: object, source: str) -> Message:
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"{source} is not a JSON object")
-    if isinstance(raw.get("Sns"), dict):
-        # A Lambda SNS record holds the notification envelope itself: unwrap it as one.
-        return Message(json.dumps(raw["Sns"]), {}, f"{source} (SNS)", wrapped=True)
-    body = raw.get("body", raw.get("Body"))
-    if not isinstance(body, str):
-        raise ConfigurationError(f"{source} has no 'body' or 'Sns' to read a message from")
-    # A Lambda record's "attributes" are SQS system attributes; elsewhere they are the message's.
-    names = ("messageAttributes", "MessageAttributes", "attributes")
-    attributes = _attributes(next((raw[n] for n in names if n in raw), None), source)
-    if body.lstrip().startswith("{") and '"detail-type"' in body:
-        with suppress(ValueError):
-            event = json.loads(body)
-            if _is_eventbridge(event):
-                return _eventbridge(event, f"{source} (EventBridge event)")
-    return Message(body, attributes, source, wrapped=True)
-
-
-def _is_eventbridge(value: object) -> bool:
-    return isinstance(value, dict) and "detail-type" in value and "detail" in value
-
-
-def _eventbridge(event: Mapping[str, Any], source: str) -> Message:
-    detail = event["detail"]
-    body = detail if isinstance(detail, str) else json.dumps(detail, separators=(",", ":"))
-    return Message(body, {}, source, wrapped=True)
-
-
-def _attributes(raw: object, source: str) -> dict[str, Attribute]:
-    """Attributes in boto3's shape (``DataType``/``StringValue``/``BinaryValue``) or a Lambda
-    record's (``dataType``/``stringValue``/``binaryValue``, base64)."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"the message attributes of {source} are not a JSON object")
-    out: dict[str, Attribute] = {}
-    for name, entry in raw.items():
-        if not isinstance(entry, dict):
-            continue  # system attributes such as ApproximateReceiveCount are plain strings
-        data_type = entry.get("DataType", entry.get("dataType"))
-        text = entry.get("StringValue", entry.get("stringValue"))
-        binary = entry.get("BinaryValue", entry.get("binaryValue"))
-        if isinstance(data_type, str) and isinstance(text, str):
-            out[name] = Attribute(data_type, text)
-            continue
-        if not isinstance(data_type, str) or not isinstance(binary, str):
-            raise ConfigurationError(
-                f"attribute {name!r} of {source} needs DataType and StringValue or BinaryValue"
-            )
-        try:
-            out[name] = Attribute(data_type, base64.b64decode(binary, validate=True))
-        except (binascii.Error, ValueError) as exc:
-            raise ConfigurationError(
-                f"attribute {name!r} of {source}: BinaryValue is not base64"
-            ) from exc
-    return out
-
-
-def attributes_json(attributes: Mapping[str, Attribute]) -> dict[str, dict[str, str]]:
-    """Attributes in boto3's shape, binary values in base64: what :func:`parse_messages` reads."""
-    return {
-        name: {"DataType": a.data_type, "BinaryValue": base64.b64encode(a.value).decode()}
-        if isinstance(a.value, bytes)
-        else {"DataType": a.data_type, "StringValue": a.value}
-        for name, a in attributes.items()
-    }
+    return parse_messages(read_input(value, stdin), plugins)
 
 
 def pointer_json(pointer: Pointer) -> dict[str, Any]:
@@ -439,7 +328,7 @@ class Stored:
         pointer's fields."""
         return {
             "Body": self.body,
-            "MessageAttributes": attributes_json(self.attributes),
+            "MessageAttributes": attributes_to_json(self.attributes),
             "pointer": pointer_json(self.pointer),
         }
 

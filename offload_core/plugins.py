@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from .events import ErrorEvent, ResolvedEvent, StoredEvent
     from .offloader import Offloader
+    from .ops import Message
     from .pointer import PointerFormat
     from .store import Store
     from .transport import Transport
@@ -213,7 +214,17 @@ class Plugins:
             self.get("pointer_format", name)() for name in self.registry.names("pointer_format")
         ]
 
-    # -- observers and commands ------------------------------------------------------------
+    # -- recognition, observers and commands ----------------------------------------------
+
+    def read_messages(self, document: Mapping[str, Any]) -> list[Message] | None:
+        """The messages a plugin finds in ``document``; ``None`` when none knows its shape."""
+        found = self.pm.hook.offload_read_messages(document=document)
+        return None if found is None else list(found)
+
+    def store_url_hint(self, url: str) -> str | None:
+        """What a plugin says to use instead of the ``http(s)://`` address ``url``, if any."""
+        hint: str | None = self.pm.hook.offload_store_url_hint(url=url)
+        return hint
 
     def notify(self, event: StoredEvent | ResolvedEvent | ErrorEvent) -> None:
         """Tell observer plugins about an event; their failures are logged, never raised."""

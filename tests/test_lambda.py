@@ -218,6 +218,24 @@ def test_bad_records_fail_alone_and_say_whether_a_retry_can_help(
     assert len(stored(off)) == 2  # the large payload and the corrupted one: nothing deleted
 
 
+def test_a_record_whose_attribute_cannot_be_read_fails_alone(samples_off: Offloader) -> None:
+    """An attribute as Lambda never delivers it (a binary value that is not base64) is neither
+    dropped nor allowed to fail the batch: its record fails, for good, and the others go on."""
+    good = {"messageId": "good", "eventSource": "aws:sqs", "body": "hello"}
+    blob = {"dataType": "Binary", "binaryValue": "!!"}
+    bad = {**good, "messageId": "bad", "messageAttributes": {"blob": blob}}
+    seen: list[str] = []
+    outcome = process(
+        {"Records": [bad, good]}, lambda _, record: seen.append(record.id), samples_off
+    )
+    assert seen == ["good"]
+    (failure,) = outcome.failures
+    assert failure.item_identifier == "bad"
+    assert isinstance(failure.error, ConfigurationError)
+    assert "'blob'" in str(failure.error)
+    assert failure.permanent
+
+
 def test_fifo_group_stops_at_its_first_failure_and_other_groups_go_on(
     sqs: Any, off: Offloader
 ) -> None:

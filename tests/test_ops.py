@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from sample_messages import EXPECTED, MESSAGES, sample_names
 
-from offload_core import Offloader, ops
+import offload_core.builtin
+from offload_core import Offloader, Plugins, ops
 from offload_core.errors import (
     ConfigurationError,
     DigestMismatchError,
@@ -121,6 +122,19 @@ def test_an_eventbridge_event_gives_its_detail_also_inside_an_sqs_record() -> No
     (wrapped,) = ops.parse_messages(json.dumps({"Records": [{"body": text}]}))
     assert wrapped.source.endswith("(EventBridge event)")
     assert ops.inspect_message(wrapped).pointer == EXPECTED["native"]
+
+
+def test_put_output_reads_back_without_the_aws_plugin(memory_url: str, tmp_path: Path) -> None:
+    """AWS's shapes are the transports plugin's to read; what ``offload put`` prints is the
+    core's own, and reads back without it."""
+    core_only = Plugins.from_modules(offload_core.builtin)
+    sent = ops.put_file(Offloader(memory_url), _write(tmp_path / "p", PAYLOAD))
+    (message,) = ops.parse_messages(json.dumps(sent.to_json()), core_only)
+    assert (message.body, message.attributes, message.wrapped) == (sent.body, sent.attributes, True)
+    text = (OPS_DATA / "lambda-sqs-event.json").read_text(encoding="utf-8")
+    assert ops.parse_messages(text, core_only) == [ops.Message(text)]
+    with pytest.raises(ConfigurationError, match="HTTP"):
+        ops.check_store_url("https://bucket.s3.amazonaws.com/x", core_only)
 
 
 @pytest.mark.parametrize(

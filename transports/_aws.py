@@ -1,8 +1,9 @@
-"""boto3 glue for the AWS transports: message attributes in boto3's shape, a destination's
-attributes read when the caller may, and boto3 imported only when a client is made.
+"""boto3 glue for the AWS transports: a destination's attributes read when the caller may,
+batches cut to size, and boto3 imported only when a client is made.
 
-botocore's errors are read by the AWS kit (:mod:`offload_core.aws.errors`), which never imports
-botocore, so that a caller passing its own client never needs this package to import the SDK.
+What else they know about AWS (its errors, ARNs, message JSON and limits) is the AWS kit's
+(:mod:`offload_core.aws`), which never imports botocore, so that a caller passing its own client
+never needs this package to import the SDK.
 """
 
 from __future__ import annotations
@@ -14,41 +15,16 @@ from typing import Any, TypeVar
 
 from offload_core.aws.errors import ACCESS_DENIED_CODES, service_error
 from offload_core.errors import MissingDependencyError
-from offload_core.message import Attribute
 
 __all__ = [
     "boto3_client",
     "chunked",
-    "from_boto_attributes",
     "read_attributes",
-    "to_boto_attributes",
 ]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def to_boto_attributes(attributes: Mapping[str, Attribute]) -> dict[str, dict[str, Any]]:
-    """Message attributes as boto3 takes them for SQS and SNS (``DataType`` + ``StringValue``
-    or ``BinaryValue``)."""
-    return {
-        name: {
-            "DataType": attr.data_type,
-            ("BinaryValue" if isinstance(attr.value, bytes) else "StringValue"): attr.value,
-        }
-        for name, attr in attributes.items()
-    }
-
-
-def from_boto_attributes(raw: Mapping[str, Any] | None) -> dict[str, Attribute]:
-    """Message attributes as boto3 returns (or takes) them, as :class:`Attribute` values."""
-    out: dict[str, Attribute] = {}
-    for name, entry in (raw or {}).items():
-        value = entry.get("StringValue", entry.get("BinaryValue"))
-        if isinstance(value, (str, bytes)):
-            out[name] = Attribute(str(entry.get("DataType", "String")), value)
-    return out
 
 
 def read_attributes(

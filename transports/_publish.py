@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from offload_core.aws.errors import outcome_unknown, translated
+from offload_core.aws.events import to_boto_attributes
 from offload_core.aws.limits import check_attribute_names, sendable_size, sqs_message_size
 from offload_core.message import AttributeLike, OutgoingMessage, as_attributes
 from offload_core.offloader import Offloader, Sendable
 from offload_core.policy import Limits
 from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportBase
 
-from ._aws import read_attributes, to_boto_attributes
+from ._aws import read_attributes
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",

@@ -40,8 +40,6 @@ aws-lambda-powertools' ``BatchProcessor``, :func:`powertools_handler` makes the 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 import logging
@@ -50,9 +48,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Literal, TypeVar, cast, overload
 
+from offload_core.aws.events import AwsMessage, Service, event_messages
 from offload_core.delivery import Delivery
-from offload_core.detect import unwrap_sns
-from offload_core.errors import ConfigurationError, IntegrityError, OffloadError
+from offload_core.errors import IntegrityError, OffloadError
 from offload_core.message import Attribute
 from offload_core.offloader import Offloader
 from offload_core.pipeline import CHUNK_SIZE, VerifyingReader
@@ -73,7 +71,6 @@ log = logging.getLogger(__name__)
 
 #: What the function receives: the payload as bytes, a verifying stream, or a spooled file.
 PayloadMode = Literal["bytes", "stream", "spool"]
-Source = Literal["sqs", "sns", "eventbridge"]
 #: A Lambda entry point: ``handler(event, context)``.
 LambdaHandler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
@@ -81,13 +78,13 @@ T = TypeVar("T")
 
 #: Spooled payloads stay in memory up to this size, then go to /tmp.
 DEFAULT_SPOOL_MEMORY = 64 * 2**20
-_EVENT_FIELDS = frozenset({"id", "detail-type", "source", "detail"})
 
 
 class Record(Delivery):
     """One record of a Lambda event; its payload is read and verified only when asked for.
 
-    A record whose pointer is malformed has :attr:`error` set and never yields a payload.
+    A record that could not be read, or whose pointer is malformed, has :attr:`error` set and
+    never yields a payload.
     """
 
     def __init__(
@@ -95,17 +92,18 @@ class Record(Delivery):
         offloader: Offloader,
         raw: Mapping[str, Any],
         *,
-        source: Source,
+        source: Service,
         id: str,
         text: str,
         attributes: Mapping[str, Attribute] | None = None,
         group_id: str | None = None,
         event: Mapping[str, Any] | None = None,
+        error: OffloadError | None = None,
     ) -> None:
         #: The record as Lambda delivered it (for EventBridge, the event itself).
         self.raw = raw
         #: Which service delivered the record: ``"sqs"``, ``"sns"`` or ``"eventbridge"``.
-        self.source: Source = source
+        self.source: Service = source
         #: The record's id, as ``batchItemFailures`` names it (SQS ``messageId``).
         self.id = id
         #: The FIFO message group, if any.
@@ -113,6 +111,8 @@ class Record(Delivery):
         #: The EventBridge event the payload is the detail of (direct, or from an SQS body).
         self.event = event
         super().__init__(offloader, text, attributes or {})
+        if error is not None:  # a record that could not be read never yields a payload
+            self._error = error
 
     def __repr__(self) -> str:
         return f"<Record {self.source} {self.id} {self._state()}>"
@@ -143,128 +143,23 @@ class Record(Delivery):
 
 
 def records(event: Mapping[str, Any], offloader: Offloader) -> list[Record]:
-    """The records of an SQS, SNS or EventBridge event Lambda delivered, in order."""
-    if _is_eventbridge(event):
-        return [_eventbridge_record(event, event, offloader, source="eventbridge")]
-    raws = event.get("Records")
-    if not isinstance(raws, list):
-        raise ConfigurationError(
-            "not an SQS, SNS or EventBridge event (no Records, no detail-type); offload's "
-            "Lambda consumers read only those"
-        )
-    out: list[Record] = []
-    for raw in raws:
-        if raw.get("eventSource") == "aws:sqs":
-            out.append(_sqs_record(raw, offloader))
-        elif raw.get("EventSource") == "aws:sns":
-            out.append(_sns_record(raw, offloader))
-        else:
-            source = raw.get("eventSource") or raw.get("EventSource")
-            raise ConfigurationError(
-                f"records from {source!r} are not supported; offload's Lambda consumers read "
-                "SQS, SNS and EventBridge events"
-            )
-    return out
+    """The records of an SQS, SNS or EventBridge event Lambda delivered, in order; a record
+    that cannot be read (:mod:`offload_core.aws.events`) is kept, failed with its error."""
+    return [_record(message, offloader) for message in event_messages(event)]
 
 
-def _is_eventbridge(value: object) -> bool:
-    return (
-        isinstance(value, Mapping)
-        and value.keys() >= _EVENT_FIELDS
-        and isinstance(value["detail"], Mapping)
-    )
-
-
-def _eventbridge_record(
-    event: Mapping[str, Any],
-    raw: Mapping[str, Any],
-    offloader: Offloader,
-    *,
-    source: Source,
-    id: str | None = None,
-    group_id: str | None = None,
-) -> Record:
-    """The detail as the payload: JSON text, a pointer when it carries one."""
-    detail = json.dumps(event["detail"], separators=(",", ":"), ensure_ascii=False)
+def _record(message: AwsMessage, offloader: Offloader) -> Record:
     return Record(
         offloader,
-        raw,
-        source=source,
-        id=id or str(event["id"]),
-        text=detail,
-        group_id=group_id,
-        event=event,
+        message.raw,
+        source=message.service,
+        id=message.id,
+        text=message.body,
+        attributes=message.attributes,
+        group_id=message.group_id,
+        event=message.event,
+        error=message.error,
     )
-
-
-def _sqs_record(raw: Mapping[str, Any], offloader: Offloader) -> Record:
-    attributes = _lambda_attributes(raw.get("messageAttributes"))
-    body, attributes = unwrap_sns(str(raw.get("body", "")), attributes)
-    group_id = (raw.get("attributes") or {}).get("MessageGroupId")
-    return _message_record(raw, offloader, "sqs", str(raw["messageId"]), body, attributes, group_id)
-
-
-def _sns_record(raw: Mapping[str, Any], offloader: Offloader) -> Record:
-    sns = raw.get("Sns") or {}
-    # Lambda's Sns object is the notification envelope: unwrap it as an SQS subscriber would.
-    message, attributes = unwrap_sns(json.dumps({"Type": "Notification", **sns}), {})
-    return _message_record(
-        raw, offloader, "sns", str(sns.get("MessageId", "")), message, attributes
-    )
-
-
-def _message_record(
-    raw: Mapping[str, Any],
-    offloader: Offloader,
-    source: Source,
-    id: str,
-    body: str,
-    attributes: Mapping[str, Attribute],
-    group_id: str | None = None,
-) -> Record:
-    """A queue's or topic's message; an EventBridge event a rule delivered yields its detail."""
-    event = _embedded_event(body)
-    if event is not None:
-        return _eventbridge_record(event, raw, offloader, source=source, id=id, group_id=group_id)
-    return Record(
-        offloader,
-        raw,
-        source=source,
-        id=id,
-        text=body,
-        attributes=attributes,
-        group_id=group_id,
-    )
-
-
-def _embedded_event(body: str) -> Mapping[str, Any] | None:
-    """The EventBridge event an SQS body (or SNS message) is, if it is one."""
-    if '"detail-type"' not in body or not body.lstrip().startswith("{"):
-        return None
-    try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return cast(Mapping[str, Any], value) if _is_eventbridge(value) else None
-
-
-def _lambda_attributes(raw: object) -> dict[str, Attribute]:
-    """SQS message attributes as Lambda spells them (``stringValue``, base64 ``binaryValue``)."""
-    out: dict[str, Attribute] = {}
-    if not isinstance(raw, Mapping):
-        return out
-    for name, entry in raw.items():
-        if not isinstance(entry, Mapping):
-            continue
-        data_type = str(entry.get("dataType", "String"))
-        if isinstance(entry.get("stringValue"), str):
-            out[name] = Attribute(data_type, entry["stringValue"])
-        elif isinstance(entry.get("binaryValue"), str):
-            try:
-                out[name] = Attribute(data_type, base64.b64decode(entry["binaryValue"]))
-            except (binascii.Error, ValueError):
-                continue
-    return out
 
 
 # -- processing ----------------------------------------------------------------------------

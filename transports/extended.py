@@ -38,13 +38,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from offload_core.aws.events import from_boto_attributes
 from offload_core.detect import unwrap_sns
 from offload_core.errors import IncompatibleOptionsError, OffloadError, PayloadNotFoundError
 from offload_core.formats.aws import parse_s3_location
 from offload_core.offloader import RESERVED_ATTRIBUTES, Offloader
 from offload_core.pointer import Pointer
 
-from .sqs import BatchEntry, SqsMessage, SqsTransport, from_boto_attributes
+from .sqs import BatchEntry, SqsMessage, SqsTransport
 
 __all__ = ["SqsExtendedClient", "embed_receipt_handle", "split_receipt_handle"]
 

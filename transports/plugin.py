@@ -1,15 +1,19 @@
-"""Registers the built-in transports, and the pointer format EventBridge details use; importing
-this module imports neither boto3 nor a transport module."""
+"""Registers the built-in transports and the pointer format EventBridge details use, and reads
+AWS's message JSON for the command line; importing this module imports neither boto3 nor a
+transport module."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from offload_core import hookimpl
 from offload_core.registry import Registrar
 
 if TYPE_CHECKING:
     import click
+
+    from offload_core.ops import Message
 
 
 @hookimpl
@@ -53,3 +57,19 @@ def offload_register_pointer_formats(register: Registrar) -> None:
         description="read-only: a native pointer inside an EventBridge detail, beside kept "
         "routing fields",
     )
+
+
+@hookimpl
+def offload_read_messages(document: Mapping[str, Any]) -> list[Message] | None:
+    """AWS's shapes (:func:`offload_core.aws.events.document_messages`); a message in them that
+    cannot be read refuses the input."""
+    from offload_core.aws.events import document_messages
+    from offload_core.ops import Message
+
+    found = document_messages(document)
+    if found is None:
+        return None
+    for message in found:
+        if message.error is not None:
+            raise message.error
+    return [Message(m.body, m.attributes, m.where, wrapped=True) for m in found]

@@ -31,18 +31,14 @@ from typing import Any, ClassVar, Final
 
 from offload_core.aws.arn import region_of
 from offload_core.aws.errors import translated
+from offload_core.aws.events import from_boto_attributes, to_boto_attributes
 from offload_core.delivery import Delivery
 from offload_core.errors import TransportError
 from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Sendable
 from offload_core.publishing import discard_all
 
-from ._aws import (
-    boto3_client,
-    chunked,
-    from_boto_attributes,
-    to_boto_attributes,
-)
+from ._aws import boto3_client, chunked
 from ._publish import (
     MAX_BATCH_ENTRIES,
     BatchEntry,
