@@ -1,4 +1,6 @@
-"""Packaging promises: import-package names in the wheel, and core's independence of plugins."""
+"""Packaging promises: import-package names in the wheel, what may import what (the core
+never imports a built-in plugin or the AWS kit; the built-in plugins never import each other),
+and no import circles among the project's modules."""
 
 from __future__ import annotations
 
@@ -13,41 +15,148 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_PACKAGES = ("offload_backends", "offload_transports", "backends", "transports")
+#: Import package -> the folder it is installed from.
+FOLDERS = {
+    "offload_core": ROOT / "offload_core",
+    "offload_backends": ROOT / "backends",
+    "offload_transports": ROOT / "transports",
+}
+#: The AWS kit, and the test helpers, which ship with the core but are not part of it.
+KIT = "offload_core.aws"
+NOT_CORE = (KIT, "offload_core.testing")
 
 
-def _imported_modules(path: Path) -> set[str]:
+def _module_files() -> dict[str, Path]:
+    out = {}
+    for package, folder in FOLDERS.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = path.relative_to(folder).with_suffix("").parts
+            out[".".join((package, *parts)).removesuffix(".__init__")] = path
+    return out
+
+
+MODULES = _module_files()
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def _is_core(name: str) -> bool:
+    """A module of the core itself: under offload_core, but not the kit or the test helpers."""
+    return _within(name, "offload_core") and not any(_within(name, p) for p in NOT_CORE)
+
+
+def _type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(name: str, *, runtime: bool = False) -> set[str]:
+    """Every module ``name`` imports (relative imports made absolute; ``from a import b`` is
+    ``a.b`` when that is a module of the project), in functions too. With ``runtime``, not
+    what only type checkers read (``if TYPE_CHECKING:``)."""
+    path = MODULES[name]
     tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if runtime and isinstance(child, ast.If) and _type_checking(child.test):
+                for other in child.orelse:
+                    visit(other)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parts = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join([*parts, *([child.module] if child.module else [])])
+                for alias in child.names:
+                    full = f"{base}.{alias.name}"
+                    found.add(full if full in MODULES else base)
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _offenders(modules: list[str], banned: tuple[str, ...]) -> dict[str, list[str]]:
+    out = {}
+    for name in modules:
+        bad = sorted(m for m in _imports(name) if any(_within(m, b) for b in banned))
+        if bad:
+            out[name] = bad
+    return out
 
 
 def test_core_never_imports_builtin_plugin_modules() -> None:
-    offenders = {}
-    for path in sorted((ROOT / "offload_core").rglob("*.py")):
-        bad = {m for m in _imported_modules(path) if m.split(".")[0] in PLUGIN_PACKAGES}
-        if bad:
-            offenders[str(path.relative_to(ROOT))] = sorted(bad)
-    assert offenders == {}
+    core = [name for name in MODULES if _within(name, "offload_core")]
+    assert _offenders(core, PLUGIN_PACKAGES) == {}
 
 
-def test_importing_every_core_module_loads_no_plugin_package() -> None:
-    modules = sorted(
-        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        for p in (ROOT / "offload_core").rglob("*.py")
-        if p.name != "__main__.py"
+def test_core_modules_never_import_the_aws_kit() -> None:
+    """The kit ships with the core for the built-in plugins (and offload_core.testing); the
+    core's own modules know nothing about AWS, not even for type checking."""
+    assert _offenders([name for name in MODULES if _is_core(name)], (KIT,)) == {}
+
+
+@pytest.mark.parametrize(
+    ("plugin", "other"),
+    [("offload_backends", "offload_transports"), ("offload_transports", "offload_backends")],
+)
+def test_builtin_plugins_never_import_each_other(plugin: str, other: str) -> None:
+    modules = [name for name in MODULES if _within(name, plugin)]
+    folder = FOLDERS[other].name  # the name it has in the source tree
+    assert _offenders(modules, (other, folder)) == {}
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_no_import_circles() -> None:
+    """No module imports, directly or through others, one that imports it back: counting
+    imports inside functions, not those only type checkers read."""
+
+    def owner(imported: str) -> str | None:
+        while imported and imported not in MODULES:
+            imported = imported.rpartition(".")[0]
+        return imported or None
+
+    graph = {
+        name: {m for m in map(owner, _imports(name, runtime=True)) if m and m != name}
+        for name in MODULES
+    }
+    reach = {name: _reachable(graph, name) for name in graph}
+    circles = sorted(
+        {tuple(sorted(m for m in reach[n] if n in reach[m])) for n in graph if n in reach[n]}
     )
+    assert circles == []
+
+
+def test_importing_every_core_module_loads_no_plugin_package_and_no_kit() -> None:
+    core = sorted(name for name in MODULES if _is_core(name))
+    rest = sorted(name for name in MODULES if _within(name, "offload_core") and not _is_core(name))
     code = (
         "import importlib, sys\n"
-        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"for m in {core!r}: importlib.import_module(m)\n"
+        f"print(sorted(m for m in sys.modules if m == {KIT!r} or m.startswith({KIT + '.'!r})))\n"
+        f"for m in {rest!r}: importlib.import_module(m)\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {PLUGIN_PACKAGES!r}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.split("\n")[:2] == ["[]", "[]"]
 
 
 @pytest.mark.slow
