@@ -201,6 +201,7 @@ def test_wheel_installs_only_prefixed_packages(tmp_path: Path) -> None:
     assert top - {dist_info} == {"offload_core", "offload_backends", "offload_transports"}
     assert "offload_core/py.typed" in names
     assert "offload_backends/plugin.py" in names
+    assert "offload_core/aws/events.py" in names  # the AWS kit ships with the core
     assert "[offload]" in entry_points
     assert "backends = offload_backends.plugin" in entry_points
 
