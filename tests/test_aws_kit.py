@@ -21,7 +21,6 @@ from offload_core.errors import (
     AccessDeniedError,
     ConfigurationError,
     PayloadNotFoundError,
-    StorageError,
     TransientStorageError,
     TransportError,
 )
@@ -70,21 +69,11 @@ def test_the_answer_is_found_behind_the_error_that_wraps_it() -> None:
     assert service_error(ValueError("no answer")) is None
 
 
-@pytest.mark.parametrize(
-    ("raised", "expected"),
-    [
-        (ClientError("NoSuchKey", 404), PayloadNotFoundError),
-        (ClientError("AccessDenied", 403), AccessDeniedError),
-        (ClientError("SlowDown", 503), TransientStorageError),
-        (ClientError("InvalidArgument", 400), StorageError),
-        (ReadTimeoutError("read timed out"), TransientStorageError),
-    ],
-)
-def test_s3_failures_are_storage_errors(raised: Exception, expected: type[Exception]) -> None:
-    assert type(storage_error(raised, "s3://b/k")) is expected
-
-
-def test_what_is_not_an_aws_failure_is_left_to_the_caller() -> None:
+def test_sdk_failures_without_an_answer_and_what_is_not_aws() -> None:
+    """A network failure is worth retrying; anything else is left to the store's own
+    translation (the fsspec store's tests map S3's answers through the kit)."""
+    timed_out = storage_error(ReadTimeoutError("read timed out"), "s3://b/k")
+    assert isinstance(timed_out, TransientStorageError)
     assert storage_error(FileNotFoundError("gone"), "s3://b/k") is None
     assert storage_error(FileExistsError("taken"), "s3://b/k") is None
 
