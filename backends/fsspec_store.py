@@ -34,9 +34,8 @@ from offload_core.errors import (
     StorageError,
     TransientStorageError,
 )
-from offload_core.store import ObjectInfo
-
-from ._keys import (
+from offload_core.store import (
+    ObjectInfo,
     StoreStream,
     key_problem,
     key_under,

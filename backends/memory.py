@@ -18,9 +18,7 @@ from types import MappingProxyType
 from typing import BinaryIO, ClassVar
 
 from offload_core.errors import ConfigurationError, PayloadNotFoundError
-from offload_core.store import ObjectInfo
-
-from ._keys import StoreStream, key_problem, key_under, validate_key
+from offload_core.store import ObjectInfo, StoreStream, key_problem, key_under, validate_key
 
 __all__ = ["MemoryStore"]
 

@@ -32,9 +32,8 @@ from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError, error_status
 from offload_core.errors import ConfigurationError, MissingDependencyError, StorageError
 from offload_core.formats.aws import parse_s3_location, s3_location_problem
-from offload_core.store import ObjectInfo
+from offload_core.store import ObjectInfo, StoreStream, key_problem, translating, validate_key
 
-from ._keys import StoreStream, key_problem, translating, validate_key
 from ._s3_checksums import upload_digest
 from ._s3_io import MAX_PART_SIZE, MIN_PART_SIZE, MultipartWriter, ObjectReader
 from .fsspec_store import translate_fsspec_error

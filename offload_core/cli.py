@@ -24,7 +24,7 @@ from .errors import ConfigurationError, LocationNotAllowedError, OffloadError
 from .plugins import ENTRY_POINT_GROUP, default_plugins
 from .pointer import Pointer
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "json_option", "main", "print_json", "progress_bar"]
 
 
 def _version_text() -> str:
@@ -94,7 +94,8 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc)) from exc
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
+    """Print ``value`` as indented JSON on stdout (for commands that plugins add, too)."""
     click.echo(json.dumps(value, indent=2))
 
 
@@ -144,7 +145,7 @@ def _bar_type() -> Any:
 
 
 @contextmanager
-def _progress(total: int | None, what: str) -> Iterator[Callable[[int], None]]:
+def progress_bar(total: int | None, what: str) -> Iterator[Callable[[int], None]]:
     """A byte counter drawn as a bar on stderr when it is a terminal, replaced by a summary line
     (``get: 1.5 MiB in 0.4 s, 3.8 MiB/s``) once the transfer is done; quiet otherwise."""
     if not sys.stderr.isatty():
@@ -204,7 +205,8 @@ _allow_option = click.option(
     multiple=True,
     help="Another store URL to trust, such as another account's bucket (repeatable).",
 )
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+#: The ``--json`` flag every command takes (its value arrives as ``as_json``).
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 def _aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -272,7 +274,7 @@ def _s3_options(urls: Sequence[str], **values: str | None) -> ops.S3Options:
 )
 @click.option("--sse-kms-key", metavar="KEY", help="KMS key id or ARN to encrypt with (aws:kms).")
 @_aws_options
-@_json_option
+@json_option
 def put(
     file: Path,
     store: str,
@@ -311,10 +313,10 @@ def put(
         s3=s3,
         persistent=True,
     )
-    with _progress(file.stat().st_size, "put") as update:
+    with progress_bar(file.stat().st_size, "put") as update:
         stored = ops.put_file(offloader, file, content_type=content_type, progress=update)
     if as_json or not sys.stdout.isatty():
-        _print_json(stored.to_json())
+        print_json(stored.to_json())
         return
     rows = _describe_pointer(stored.pointer)
     rows.append(("format", offloader.pointer_format))
@@ -344,7 +346,7 @@ def put(
     help="Also take a bare body that is no pointer as the payload (written as it is).",
 )
 @_aws_options
-@_json_option
+@json_option
 def get(
     message: str,
     output: Path,
@@ -370,7 +372,7 @@ def get(
     received = ops.receive(offloader, chosen, inline=inline, given=message)
     total = received.pointer.size if received.pointer else None
     to_stdout = str(output) == "-"
-    with _progress(total, "get") as update:
+    with progress_bar(total, "get") as update:
         if to_stdout:
             saved = ops.write_payload(offloader, received, sys.stdout.buffer, progress=update)
         else:
@@ -408,7 +410,7 @@ def get(
     help="Resolve by reading and verifying the whole payload, not only asking for its info.",
 )
 @_aws_options
-@_json_option
+@json_option
 def inspect_command(
     message: str,
     stores: tuple[str, ...],
@@ -431,7 +433,7 @@ def inspect_command(
     messages = ops.load_messages(message, sys.stdin.buffer)
     found = [ops.inspect_message(m, offloader, read=read) for m in messages]
     if as_json:
-        _print_json([f.to_json() for f in found])
+        print_json([f.to_json() for f in found])
     else:
         for number, item in enumerate(found, 1):
             if len(found) > 1:
@@ -487,7 +489,7 @@ def _inspection_rows(item: ops.Inspection) -> list[tuple[str, str]]:
 @click.option("--prefix", default="", help="Only keys under this prefix of the store.")
 @click.option("--delete", is_flag=True, help="Delete them; without it, only list (dry run).")
 @_aws_options
-@_json_option
+@json_option
 def gc(
     store: str,
     older_than: timedelta,
@@ -507,7 +509,7 @@ def gc(
     opened = ops.open_store(store, s3=s3, persistent=True)
     report = ops.collect_garbage(opened, older_than, delete=delete, prefix=prefix)
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     else:
         verb = "would delete" if report.dry_run else "deleted"
         deleted = {o.key for o in report.deleted}

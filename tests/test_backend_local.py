@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from offload_backends._keys import translate_os_error, translating
 from offload_backends.local import TEMP_PREFIX, LocalStore
 from offload_core import Plugins
 from offload_core.errors import (
@@ -24,6 +23,7 @@ from offload_core.errors import (
     TransientStorageError,
     UnsafeKeyError,
 )
+from offload_core.store import translate_os_error, translating
 from offload_core.testing import BackendConformance
 
 

@@ -217,3 +217,27 @@ def test_the_moto_helper_and_the_demo_import_without_pytest() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+#: The packages whose private names (``_module``, ``_name``) are theirs alone; most specific first.
+PACKAGES = ("offload_core.aws", "offload_core.testing", "offload_backends", "offload_transports")
+
+
+def _package(name: str) -> str:
+    return next((p for p in PACKAGES if _within(name, p)), "offload_core")
+
+
+def test_no_package_imports_another_packages_private_names() -> None:
+    offenders = {}
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                continue
+            if node.module == "__future__" or _package(node.module) == _package(name):
+                continue
+            private = [p for p in node.module.split(".") if p.startswith("_")]
+            private += [a.name for a in node.names if a.name.startswith("_")]
+            if private:
+                offenders.setdefault(name, []).append(f"{node.module}: {private}")
+    assert offenders == {}

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from offload_core.cli import _json_option, _print_json, _progress
+from offload_core.cli import json_option, print_json, progress_bar
 
 from .policies import access_policies, lifecycle_configuration
 
@@ -37,9 +37,9 @@ def demo(size_mib: int, local: bool, as_json: bool) -> None:
     from .demo import run_demo, run_local
 
     run = run_local if local else run_demo
-    report = run(size_mib * 2**20, progress=_progress, echo=None if as_json else click.echo)
+    report = run(size_mib * 2**20, progress=progress_bar, echo=None if as_json else click.echo)
     if as_json:
-        _print_json(report.to_json())
+        print_json(report.to_json())
     if not report.ok:
         sys.exit(1)
 
@@ -48,11 +48,11 @@ def demo(size_mib: int, local: bool, as_json: bool) -> None:
 @click.argument("store", metavar="STORE")
 @click.option("--days", required=True, type=click.IntRange(1), help="Expire payloads after N days.")
 @click.option("--prefix", default="", help="Key prefix under the store's root.")
-@_json_option
+@json_option
 def lifecycle(store: str, days: int, prefix: str, as_json: bool) -> None:
     """Print (never apply) the S3 lifecycle configuration for an s3:// STORE."""
     config = lifecycle_configuration(store, days, prefix)
-    _print_json(config)
+    print_json(config)
     if not as_json:
         bucket = store.removeprefix("s3://").split("/", 1)[0]
         click.echo(
@@ -97,7 +97,7 @@ def lifecycle(store: str, days: int, prefix: str, as_json: bool) -> None:
     "publisher directly.",
 )
 @click.option("--region", help="The bucket's region (default: the KMS key's).")
-@_json_option
+@json_option
 def policy(
     publisher: str,
     subscribers: tuple[str, ...],
@@ -132,7 +132,7 @@ def policy(
         queue=queue,
         region=region,
     )
-    _print_json(docs)
+    print_json(docs)
     if not as_json:
         click.echo(
             "# each document replaces the resource's policy: merge with what is there.\n"

@@ -24,7 +24,7 @@ from typing import Any
 
 from offload_core.detect import MAX_POINTER_BYTES
 from offload_core.errors import IncompatibleOptionsError, PointerError, RoutingFieldError
-from offload_core.formats._json import StrictJSONError, unique_pairs
+from offload_core.formats import StrictJSONError, unique_pairs
 from offload_core.formats.native import NativeFormat
 from offload_core.message import Attribute
 from offload_core.pointer import EncodedPointer, Pointer
