@@ -71,6 +71,8 @@ _BATCH_SIZE = 4 * 1024 * 1024
 _BACKGROUND_DEPTH = 1
 #: The most memory a declared size alone may make :func:`read_all` set aside.
 _TRUSTED_SIZE = 8 * 1024 * 1024
+#: What :func:`read_all` reads at a time past what it set aside (a read sets aside its size).
+_PROBE_SIZE = 1024 * 1024
 
 
 @runtime_checkable
@@ -337,11 +339,13 @@ def open_verified(
         # One byte of slack past the declared size, so that overlong data is told apart (as a
         # SizeMismatchError) from data that merely reaches the size.
         limit = max_size if size is None else size + 1
+        # Stored raw, the object's own size (the store's word, not the sender's) bounds it too.
+        stored = _stream_size(raw) if codec.name == IdentityCodec.name else None
         stream = codec.decompress(raw, limit=limit, location=location)
     except BaseException:
         raw.close()
         raise
-    return VerifyingReader(
+    reader = VerifyingReader(
         stream,
         size=size,
         hasher=hasher,
@@ -349,6 +353,25 @@ def open_verified(
         checksum=checksum,
         location=location,
     )
+    reader._stored_size = stored
+    return reader
+
+
+def _stream_size(raw: BinaryIO) -> int | None:
+    """How many bytes ``raw`` has left, when it can tell without reading: a ``size`` the
+    store's stream carries (S3's ``Content-Length``), or the end of a seekable stream."""
+    size = getattr(raw, "size", None)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    try:
+        if raw.seekable():
+            here = raw.tell()
+            end = raw.seek(0, io.SEEK_END)
+            raw.seek(here)
+            return max(0, end - here)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 class VerifyingReader(io.BufferedIOBase, BinaryIO):
@@ -382,6 +405,8 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
         self._checksum = checksum
         self.location = location
         self._count = 0
+        #: The stored object's own size, when it holds the payload raw and the store said so.
+        self._stored_size: int | None = None
         self._error: IntegrityError | None = None
         #: True once the whole payload has been read and every available check has passed.
         self.verified = False
@@ -503,17 +528,20 @@ def read_all(reader: BinaryIO) -> bytes:
     """Everything ``reader`` has left, as one ``bytes`` built in one buffer.
 
     A declared size is the sender's claim, so memory follows the bytes that arrive: with a
-    :class:`VerifyingReader` of known size the buffer starts at no more than
-    ``_TRUSTED_SIZE`` and grows by a quarter each time it is full, never past the declared
+    :class:`VerifyingReader` of known size the buffer starts at the stored object's own size
+    when the store tells it and the payload is stored raw, else at no more than
+    ``_TRUSTED_SIZE``, and grows by a quarter each time it is full, never past the declared
     size. A lie then costs about the real payload's size and ends in ``SizeMismatchError``;
     an honest payload ends in a buffer of exactly its size, returned without a copy. What is
     filled is never written again, so it is hashed on the worker thread while the rest arrives.
     """
     buffer = io.BytesIO()
     try:
+        piece = CHUNK_SIZE
         if isinstance(reader, VerifyingReader) and reader.size is not None:
-            _fill(buffer, reader, reader.size - reader.bytes_read)
-        while chunk := reader.read(CHUNK_SIZE):
+            _fill(buffer, reader, reader.size - reader.bytes_read, reader._stored_size)
+            piece = _PROBE_SIZE  # only a lie or a store that misjudged the size reads on
+        while chunk := reader.read(piece):
             buffer.write(chunk)
         return buffer.getvalue()
     except BaseException as exc:
@@ -525,14 +553,17 @@ def read_all(reader: BinaryIO) -> bytes:
         raise
 
 
-def _fill(buffer: io.BytesIO, reader: VerifyingReader, left: int) -> None:
-    """Read up to ``left`` bytes into ``buffer`` in place, growing it only as data arrives."""
+def _fill(buffer: io.BytesIO, reader: VerifyingReader, left: int, known: int | None) -> None:
+    """Read up to ``left`` bytes into ``buffer`` in place, growing it only as data arrives.
+    When the store said how many bytes the object holds (``known``), that much is set aside at
+    once and no more: the caller reads on, so a longer stream still fails as it should."""
+    limit = left if known is None else min(left, known)
     filled = capacity = 0
     count = -1
-    while filled < left and count:
+    while filled < limit and count:
         if filled == capacity:
             reader._release_views()  # the buffer may move as it grows
-            capacity = _grown(capacity, left)
+            capacity = limit if known is not None else _grown(capacity, limit)
             buffer.seek(capacity - 1)
             buffer.write(b"\0")  # grows the buffer to exactly `capacity` bytes
         with buffer.getbuffer() as view:

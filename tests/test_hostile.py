@@ -425,7 +425,7 @@ def test_a_lying_size_costs_the_real_size_not_the_claimed_one(tmp_path: Path, co
     """Pointers claiming 1, 4 and 15 GiB over a 3 MiB object, in a child limited to 768 MiB
     more address space: each read ends in ``SizeMismatchError`` (never ``MemoryError``), through
     ``Offloader.resolve``, ``Delivery.payload`` and the Lambda handler's default bytes mode,
-    and the child's peak RSS grows by about the real size."""
+    and the child's peak RSS grows by about the real size at most."""
     import subprocess
     import sys
 
@@ -446,4 +446,6 @@ def test_a_lying_size_costs_the_real_size_not_the_claimed_one(tmp_path: Path, co
         str(lie): {"resolve": "SizeMismatchError", "delivery": "SizeMismatchError", "lambda": True}
         for lie in lies
     }
-    assert growth < real + 40 * MiB, f"peak RSS grew by {growth / MiB:.0f} MiB"
+    # Stored raw, the object's own size bounds the buffer; compressed, growth starts at 8 MiB.
+    allowance = 4 * MiB if codec == "none" else 40 * MiB
+    assert growth < real + allowance, f"peak RSS grew by {growth / MiB:.0f} MiB"

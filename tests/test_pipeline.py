@@ -671,6 +671,31 @@ def test_read_all_holds_one_payload_sized_buffer(tmp_path: Path) -> None:
     assert peak < len(data) + 4 * MIB
 
 
+@pytest.mark.parametrize(
+    ("codec", "allowance"),
+    [("none", 3 * MIB // 2), ("zstd", 12 * MIB)],
+    ids=["raw: the object's own size", "compressed: grows with the data"],
+)
+def test_read_all_under_a_lying_size_holds_about_the_real_size(
+    tmp_path: Path, codec: str, allowance: int
+) -> None:
+    """A size claimed far beyond the object costs what arrives: a raw payload no more than the
+    object's own size (the store's word) and one 1 MiB read; a compressed one at most a first
+    8 MiB step."""
+    data = os.urandom(2 * MIB) if codec == "none" else json_lines(40_000)
+    result = store(tmp_path / "stored", data, codec=codec, skip_incompressible=False)
+    reader = open_stored(tmp_path / "stored", result, size=15 * 2**30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(SizeMismatchError):
+            read_all(reader)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        reader.close()
+    assert peak < len(data) + allowance, f"{peak / MIB:.1f} MiB for {len(data) / MIB:.1f} MiB"
+
+
 def test_read_all_of_any_binary_stream() -> None:
     assert read_all(io.BytesIO(b"abc" * 1000)) == b"abc" * 1000
 
