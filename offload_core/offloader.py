@@ -65,6 +65,9 @@ T = TypeVar("T")
 #: ``list`` sent as compact JSON.
 Sendable: TypeAlias = "Payload | Mapping[str, Any] | list[Any]"
 
+#: The content type of ``dict`` and ``list`` payloads, sent as JSON.
+JSON_TYPE = "application/json"
+
 #: Bytes per read of a payload that is being compressed.
 _COMPRESSED_READ = 1024 * 1024
 
@@ -309,7 +312,9 @@ class Offloader:
         """:meth:`prepare`, then ``send(message)``. A payload stored for a send that raises is
         removed again (best effort) before the error propagates, unless ``outcome_unknown``
         says the message may have been sent all the same (by default: an interruption, or an
-        error whose ``outcome_unknown`` is true; see :mod:`offload_core.publishing`)."""
+        error whose ``outcome_unknown`` is true; see :mod:`offload_core.publishing`). A ``send``
+        that calls boto3 itself passes ``offload_core.aws.errors.outcome_unknown``, which also
+        knows botocore's read timeouts and retried calls."""
         message = self.prepare(
             payload, attributes=attributes, limits=limits, content_type=content_type
         )
@@ -597,13 +602,18 @@ def _json_encoded(payload: Sendable, content_type: str | None) -> tuple[Payload,
     """A ``dict`` (any mapping) or ``list`` payload as compact JSON text, typed
     ``application/json`` unless the caller said otherwise, as EventBridge details are; a list
     of bytes-like pieces stays a stream of chunks. Anything else is returned as it is."""
-    if isinstance(payload, Mapping) or (
+    if is_json_value(payload):
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        return text, content_type or JSON_TYPE
+    return cast(Payload, payload), content_type
+
+
+def is_json_value(payload: object) -> bool:
+    """Whether ``payload`` is sent as JSON: a mapping, or a list that is not all bytes pieces."""
+    return isinstance(payload, Mapping) or (
         isinstance(payload, list)
         and not (payload and all(isinstance(p, (bytes, bytearray, memoryview)) for p in payload))
-    ):
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        return text, content_type or "application/json"
-    return cast(Payload, payload), content_type
+    )
 
 
 def _size_of(payload: Payload) -> int | None:

@@ -358,20 +358,11 @@ def open_verified(
 
 
 def _stream_size(raw: BinaryIO) -> int | None:
-    """How many bytes ``raw`` has left, when it can tell without reading: a ``size`` the
-    store's stream carries (S3's ``Content-Length``), or the end of a seekable stream."""
+    """The size of the object a store's freshly opened stream reads, when the stream says so
+    (:attr:`offload_core.store.StoreStream.size`: S3's ``Content-Length``, fsspec's size, a
+    local file's length); never found by seeking, which can cost a round trip."""
     size = getattr(raw, "size", None)
-    if isinstance(size, int) and not isinstance(size, bool):
-        return size
-    try:
-        if raw.seekable():
-            here = raw.tell()
-            end = raw.seek(0, io.SEEK_END)
-            raw.seek(here)
-            return max(0, end - here)
-    except (OSError, ValueError):
-        pass
-    return None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
 
 
 class VerifyingReader(io.BufferedIOBase, BinaryIO):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -219,6 +220,21 @@ class StoreStream(io.BufferedIOBase, BinaryIO):
         self._location = location
         self._translate = translate
         self._keep_open = keep_open
+
+    @property
+    def size(self) -> int | None:
+        """How many bytes the object holds, when the backend's stream tells without reading
+        (a ``size`` it carries, such as S3's ``Content-Length``, or a local file's length)."""
+        size = getattr(self._raw, "size", None)
+        if isinstance(size, int) and not isinstance(size, bool):
+            return size
+        fileno = getattr(self._raw, "fileno", None)
+        if fileno is None:
+            return None
+        try:
+            return os.fstat(fileno()).st_size
+        except (OSError, ValueError):
+            return None
 
     def _guard(self) -> AbstractContextManager[None]:
         if self.closed:

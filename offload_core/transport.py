@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 
 from .errors import IncompatibleOptionsError, MessageTooLargeError
 from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
+from .offloader import JSON_TYPE, is_json_value
 from .publishing import compensating, discard_all, is_outcome_unknown, never_sent
 
 if TYPE_CHECKING:
@@ -95,10 +96,12 @@ class BatchFailure:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What became of each entry of a batch."""
+    """What became of each entry of a batch; ``responses`` holds the service's own answers,
+    one per call, where the transport keeps them (the AWS transports: as boto3 returns them)."""
 
     successful: list[SendResult]
     failed: list[BatchFailure]
+    responses: list[Mapping[str, Any]] = field(default_factory=list, repr=False)
 
 
 @runtime_checkable
@@ -212,6 +215,13 @@ class TransportBase(ABC):
                 )
         return outcomes
 
+    def _answer_batch(
+        self, batch: Sequence[tuple[OutgoingMessage, Entry]]
+    ) -> tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]:
+        """:meth:`_send_messages`, and the service's answer to the call when the transport
+        keeps it (for :attr:`BatchResult.responses`); override one or the other."""
+        return self._send_messages(batch), None
+
     def _outcome_unknown(self, exc: BaseException) -> bool:
         """Whether the service may have accepted a message whose send raised ``exc``."""
         return is_outcome_unknown(exc)
@@ -271,11 +281,13 @@ class TransportBase(ABC):
         """
         successful: list[SendResult] = []
         failed: list[BatchFailure] = []
+        responses: list[Mapping[str, Any]] = []
         for chunk in self._numbered(entries):
             result = self._send_chunk(chunk)
             successful += result.successful
             failed += result.failed
-        return BatchResult(successful, failed)
+            responses += result.responses
+        return BatchResult(successful, failed, responses)
 
     def _numbered(self, entries: Iterable[Entry | Sendable]) -> Iterator[list[Entry]]:
         chunk: list[Entry] = []
@@ -306,14 +318,15 @@ class TransportBase(ABC):
             self._fit(prepared, entries)
         pointers = [m.pointer for m in prepared]
         with compensating(pointers, self.offloader.discard, self._outcome_unknown):
-            outcomes = self._send_messages(list(zip(prepared, entries, strict=True)))
+            outcomes, answer = self._answer_batch(list(zip(prepared, entries, strict=True)))
         if len(outcomes) != len(prepared):
             raise RuntimeError(f"{type(self).__name__}._send_messages lost track of its entries")
         failed = [o for o in outcomes if isinstance(o, BatchFailure)]
         for pointer, outcome in zip(pointers, outcomes, strict=True):
             if isinstance(outcome, BatchFailure) and not outcome.outcome_unknown:
                 discard_all([pointer], self.offloader.discard)
-        return BatchResult([o for o in outcomes if isinstance(o, SendResult)], failed)
+        successful = [o for o in outcomes if isinstance(o, SendResult)]
+        return BatchResult(successful, failed, [] if answer is None else [answer])
 
     def _fit(self, prepared: list[OutgoingMessage], entries: Sequence[Entry]) -> None:
         """Store the largest inline entries until the batch total fits the limit (in place)."""
@@ -333,9 +346,12 @@ class TransportBase(ABC):
         for i in inline:
             if total <= limit:
                 break
-            body = prepared[i].body
-            stored = self._prepare(entries[i], body, _forcing(limits[i], body))
-            size = self._measure(stored, limits[i])
+            body, entry = prepared[i].body, entries[i]
+            if entry.content_type is None and is_json_value(entry.payload):
+                entry = replace(entry, content_type=JSON_TYPE)  # as the first pass typed it
+            stored = self._prepare(entry, body, _forcing(limits[i], body))
+            with compensating([stored.pointer], self.offloader.discard, never_sent):
+                size = self._measure(stored, limits[i])
             if size >= sizes[i]:  # the pointer is no smaller than the body it replaces
                 discard_all([stored.pointer], self.offloader.discard)
                 continue

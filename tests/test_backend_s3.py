@@ -39,6 +39,7 @@ from offload_core.errors import (
     DigestMismatchError,
     MissingDependencyError,
     PayloadNotFoundError,
+    SizeMismatchError,
     StorageError,
     TransientStorageError,
 )
@@ -807,3 +808,22 @@ def test_a_read_through_a_closed_stream_raises(make_store: MakeStore) -> None:
     with pytest.raises(ValueError, match="closed"):
         source.read()
     assert isinstance(source, io.IOBase)
+
+
+def test_a_read_stream_says_the_object_size_so_reads_follow_it(make_store: MakeStore) -> None:
+    """The store's Content-Length is what ``resolve`` sets aside for a raw payload, whatever
+    size the pointer claims: a lie ends in SizeMismatchError after the object's own bytes."""
+    store = make_store()
+    off = Offloader(store, mode="always", pointer_format="native")
+    payload = b"y" * (3 * PART // 2)
+    message = off.prepare(payload)
+    assert message.pointer is not None
+    key = store.key_for(message.pointer.location)
+    assert key is not None
+    with store.open_read(key) as stream:
+        assert stream.size == len(payload)  # type: ignore[attr-defined]
+    with off.open(message.body) as reader:
+        assert reader._stored_size == len(payload)  # type: ignore[attr-defined]
+    lying = json.loads(message.body) | {"size": 15 * 2**30}
+    with pytest.raises(SizeMismatchError):
+        off.resolve(json.dumps(lying))

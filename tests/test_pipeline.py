@@ -38,6 +38,7 @@ from offload_core.pipeline import (
     read_all,
     start_write,
 )
+from offload_core.store import StoreStream, translate_os_error
 
 MIB = 1024 * 1024
 CODECS: dict[str, Callable[[], Codec]] = {"none": IdentityCodec, "zstd": ZstdCodec}
@@ -89,8 +90,9 @@ def open_stored(
         "max_size": max_size,
         "location": f"file://{path}",
     }
+    raw = overrides.pop("raw", None) or path.open("rb")
     options.update(overrides)
-    return open_verified(path.open("rb"), **options)
+    return open_verified(raw, **options)
 
 
 # -- iter_chunks -----------------------------------------------------------------------------
@@ -683,8 +685,11 @@ def test_read_all_under_a_lying_size_holds_about_the_real_size(
     object's own size (the store's word) and one 1 MiB read; a compressed one at most a first
     8 MiB step."""
     data = os.urandom(2 * MIB) if codec == "none" else json_lines(40_000)
-    result = store(tmp_path / "stored", data, codec=codec, skip_incompressible=False)
-    reader = open_stored(tmp_path / "stored", result, size=15 * 2**30)
+    path = tmp_path / "stored"
+    result = store(path, data, codec=codec, skip_incompressible=False)
+    # As a store hands it over: a stream that knows the object's size (here a file's length).
+    raw = StoreStream(path.open("rb"), location=path.as_uri(), translate=translate_os_error)
+    reader = open_stored(path, result, size=15 * 2**30, raw=raw)
     tracemalloc.start()
     try:
         with pytest.raises(SizeMismatchError):

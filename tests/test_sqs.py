@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ReadTimeoutError
+from s3_faults import Faults
 from sqs_support import Calls, drain, new_queue, offloader, stored, unique
 
 from offload_core import Attribute, Plugins
@@ -612,3 +615,21 @@ def test_utf8_check_follows_characters_across_chunks_and_rewinds() -> None:
             require_utf8(bad)
     with pytest.raises(IncompatibleOptionsError, match="UTF-8"):
         require_utf8("lone \ud800 surrogate")
+
+
+def test_a_refusal_that_follows_a_retried_timeout_keeps_the_payload(
+    moto_server: MotoServer, off: Offloader
+) -> None:
+    """botocore retried a send whose first attempt timed out (SQS may have accepted it); the
+    last attempt's definite refusal says nothing about the first, so the payload stays."""
+    client = moto_server.client("sqs", config=Config(retries={"total_max_attempts": 2}))
+    faults = Faults()
+    faults.attach(client)
+    gone = f"{moto_server.endpoint}/123456789012/{unique('never-made')}"
+    queue = SqsTransport(gone, off, client=client, max_message_size=256 * KIB)
+    faults.inject("SendMessage", lambda: ReadTimeoutError(endpoint_url=gone))
+    with pytest.raises(TransportError) as raised:
+        queue.send("x" * (300 * KIB))
+    assert raised.value.outcome_unknown
+    assert faults.raised["SendMessage"] == faults.sent["SendMessage"] == 1
+    assert len(stored(off)) == 1

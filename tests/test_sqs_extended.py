@@ -226,3 +226,25 @@ def test_more_than_ten_batch_entries_fail_before_anything_is_stored(
     with pytest.raises(IncompatibleOptionsError, match="at most 10"):
         client.send_message_batch(QueueUrl=url, Entries=entries)
     assert stored(off) == []
+
+
+def test_sqs_errors_and_answers_are_boto3_s_own(
+    sqs: Any, off: Offloader, moto_server: MotoServer, url: str
+) -> None:
+    """Code written for boto3 catches ClientError and reads ResponseMetadata: both stay."""
+    from botocore.exceptions import ClientError
+
+    client = SqsExtendedClient(sqs, off)
+    gone = f"{moto_server.endpoint}/123456789012/{unique('never-made')}"
+    with pytest.raises(ClientError):
+        client.send_message(QueueUrl=gone, MessageBody=BIG)
+    with pytest.raises(ClientError):
+        client.send_message_batch(QueueUrl=gone, Entries=[{"Id": "a", "MessageBody": BIG}])
+    assert stored(off) == []  # both payloads removed again: SQS refused the calls
+    entries = [{"Id": "a", "MessageBody": "small"}, {"Id": "b", "MessageBody": BIG}]
+    response = client.send_message_batch(QueueUrl=url, Entries=entries)
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert sorted(ok["Id"] for ok in response["Successful"]) == ["a", "b"]
+    assert "Failed" not in response or response["Failed"] == []
+    got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert sorted(m["Body"] for m in got["Messages"]) == sorted(["small", BIG])

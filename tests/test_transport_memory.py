@@ -54,5 +54,6 @@ def test_the_suite_fails_a_transport_that_breaks_the_contract(
     if failing is None:
         assert outcomes.get("failed", 0) == 0
     else:
-        assert outcomes.get("failed", 0) == 1
+        assert outcomes.get("failed", 0) >= 1
+        assert outcomes.get("passed", 0) > 10  # the rest of the contract still holds
         result.stdout.fnmatch_lines([f"*FAILED*{failing}*"])

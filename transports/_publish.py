@@ -51,11 +51,11 @@ class DestinationInfo:
     content_based_deduplication: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BatchEntry(Entry):
     """One SQS or SNS message: FIFO group and deduplication ids, an SQS delay, and in
     ``request`` further fields of the service's entry (``MessageSystemAttributes``,
-    ``Subject``) passed on as they are."""
+    ``Subject``) passed on as they are. Fields past ``content_type`` are keywords only."""
 
     group_id: str | None = None
     deduplication_id: str | None = None
@@ -81,10 +81,12 @@ class MessagePublisher(TransportBase):
     """SQS queues and SNS topics: a body and message attributes, the limit from the
     destination's ``MaximumMessageSize`` (read once), FIFO deduplication by payload digest."""
 
-    #: Service name for errors (``"SQS"``), and its single and batch operations.
+    #: Service name for errors (``"SQS"``), its single and batch operations, and the one
+    #: that reads the destination's attributes.
     service: ClassVar[str]
     single_operation: ClassVar[str]
     batch_operation: ClassVar[str]
+    attributes_operation: ClassVar[str]
     max_batch_entries: ClassVar[int] = MAX_BATCH_ENTRIES
     #: The hard ceiling of the service, whatever the destination's attribute says.
     ceiling: ClassVar[int]
@@ -130,12 +132,13 @@ class MessagePublisher(TransportBase):
                 self._max_message_size, fifo=False, content_based_deduplication=False
             )
         names = ["MaximumMessageSize", self.fifo_attribute, "ContentBasedDeduplication"]
-        attributes = read_attributes(
-            lambda: self._fetch_attributes(names),
-            self.destination,
-            assumed=f"a {DEFAULT_MAX_MESSAGE_SIZE}-byte limit and no content-based deduplication; "
-            "pass max_message_size= to set the limit",
-        )
+        with translated(self.service, self.attributes_operation, self.destination):
+            attributes = read_attributes(
+                lambda: self._fetch_attributes(names),
+                self.destination,
+                assumed=f"a {DEFAULT_MAX_MESSAGE_SIZE}-byte limit and no content-based "
+                "deduplication; pass max_message_size= to set the limit",
+            )
         size = self._max_message_size or int(
             attributes.get("MaximumMessageSize", DEFAULT_MAX_MESSAGE_SIZE)
         )
@@ -186,6 +189,11 @@ class MessagePublisher(TransportBase):
     def _send_messages(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
     ) -> list[SendResult | BatchFailure]:
+        return self._answer_batch(batch)[0]
+
+    def _answer_batch(
+        self, batch: Sequence[tuple[OutgoingMessage, Entry]]
+    ) -> tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]:
         requests = [{**self._request(m, e), "Id": str(e.id)} for m, e in batch]
         with translated(self.service, self.batch_operation, self.destination):
             response = self._call_batch(requests)
@@ -207,7 +215,7 @@ class MessagePublisher(TransportBase):
                 )
             else:  # an entry the answer does not mention may have been accepted: keep it
                 outcomes.append(refused.get(entry_id) or BatchFailure.unanswered(entry_id))
-        return outcomes
+        return outcomes, response
 
     def _request(self, message: OutgoingMessage, entry: Entry) -> dict[str, Any]:
         """The single call's (or batch entry's) fields for ``message``."""

@@ -113,6 +113,7 @@ class EventEntry(Entry):
     fields, passed on as they are. EventBridge carries no message attributes.
     """
 
+    content_type: str | None = "application/json"
     detail_type: str | None = None
     source: str | None = None
     resources: Sequence[str] = ()
@@ -224,7 +225,7 @@ class EventBridgeTransport(TransportBase):
     # -- the TransportBase hooks ---------------------------------------------------------------
 
     def _entry(self, payload: Sendable) -> Entry:
-        return EventEntry(payload, content_type="application/json")
+        return EventEntry(payload)
 
     def _event(self, entry: Entry) -> EventEntry:
         """``entry`` as an event, with the transport's source and detail type filled in."""
@@ -296,6 +297,11 @@ class EventBridgeTransport(TransportBase):
     def _send_messages(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
     ) -> list[SendResult | BatchFailure]:
+        return self._answer_batch(batch)[0]
+
+    def _answer_batch(
+        self, batch: Sequence[tuple[OutgoingMessage, Entry]]
+    ) -> tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]:
         """``PutEvents`` answers by position: an ``EventId``, or an ``ErrorCode``."""
         requests = [self._request(message, self._event(entry)) for message, entry in batch]
         with translated("EventBridge", "PutEvents", self.destination):
@@ -306,15 +312,10 @@ class EventBridgeTransport(TransportBase):
             answer = answers[i] if i < len(answers) else None
             entry_id = str(entry.id)
             if answer is None:  # not answered: it may have been put, so its detail is kept
-                outcomes.append(
-                    BatchFailure(entry_id, "NoAnswer", "not in the answer", False, True)
-                )
+                outcomes.append(BatchFailure.unanswered(entry_id))
             elif answer.get("EventId"):
-                outcomes.append(
-                    SendResult(
-                        str(answer["EventId"]), message.pointer, id=entry_id, response=answer
-                    )
-                )
+                event_id = str(answer["EventId"])
+                outcomes.append(SendResult(event_id, message.pointer, id=entry.id, response=answer))
             else:
                 code = str(answer.get("ErrorCode", ""))
                 outcomes.append(
@@ -322,7 +323,7 @@ class EventBridgeTransport(TransportBase):
                         entry_id, code, str(answer.get("ErrorMessage", "")), not transient(code)
                     )
                 )
-        return outcomes
+        return outcomes, response
 
     def _outcome_unknown(self, exc: BaseException) -> bool:
         return outcome_unknown(exc)

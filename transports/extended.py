@@ -35,12 +35,18 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from offload_core.aws.events import from_boto_attributes
 from offload_core.detect import unwrap_sns
-from offload_core.errors import IncompatibleOptionsError, OffloadError, PayloadNotFoundError
+from offload_core.errors import (
+    IncompatibleOptionsError,
+    OffloadError,
+    PayloadNotFoundError,
+    TransportError,
+)
 from offload_core.formats.aws import parse_s3_location
 from offload_core.offloader import RESERVED_ATTRIBUTES, Offloader
 from offload_core.pointer import Pointer
@@ -140,13 +146,15 @@ class SqsExtendedClient:
     ) -> dict[str, Any]:
         """``SendMessage``, storing the body first if it does not fit the queue."""
         attributes = from_boto_attributes(MessageAttributes)
-        sent = self._queue(QueueUrl)._send(MessageBody, attributes, None, request=kwargs)
+        with _boto3_errors():
+            sent = self._queue(QueueUrl)._send(MessageBody, attributes, None, request=kwargs)
         return dict(sent.response)
 
     def send_message_batch(
         self, *, QueueUrl: str, Entries: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
-        """``SendMessageBatch``; entries are stored, largest first, until the batch fits."""
+        """``SendMessageBatch``; entries are stored, largest first, until the batch fits. The
+        answer is SQS's own (payloads of the entries it refused already removed)."""
         entries = [
             BatchEntry(
                 payload=entry["MessageBody"],
@@ -156,14 +164,10 @@ class SqsExtendedClient:
             )
             for entry in Entries
         ]
-        result = self._queue(QueueUrl)._send_chunk(entries)
-        response: dict[str, Any] = {"Successful": [dict(ok.response) for ok in result.successful]}
-        if result.failed:
-            response["Failed"] = [
-                {"Id": f.id, "SenderFault": f.sender_fault, "Code": f.code, "Message": f.message}
-                for f in result.failed
-            ]
-        return response
+        with _boto3_errors():
+            result = self._queue(QueueUrl)._send_chunk(entries)
+        (response,) = result.responses
+        return dict(response)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -287,6 +291,17 @@ class SqsExtendedClient:
         """``ChangeMessageVisibilityBatch``, with embedded locations stripped from the handles."""
         entries, _ = _stripped(Entries)
         return self.sqs.change_message_visibility_batch(QueueUrl=QueueUrl, Entries=entries)
+
+
+@contextmanager
+def _boto3_errors() -> Iterator[None]:
+    """SQS's errors as boto3 raises them (the drop-in's promise), not as ``TransportError``."""
+    try:
+        yield
+    except TransportError as exc:
+        if exc.__cause__ is not None and type(exc.__cause__).__module__.startswith("botocore"):
+            raise exc.__cause__ from None
+        raise
 
 
 def _stripped(

