@@ -186,11 +186,6 @@ class MessagePublisher(TransportBase):
             response=response,
         )
 
-    def _send_messages(
-        self, batch: Sequence[tuple[OutgoingMessage, Entry]]
-    ) -> list[SendResult | BatchFailure]:
-        return self._answer_batch(batch)[0]
-
     def _answer_batch(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
     ) -> tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]:

@@ -281,7 +281,7 @@ class EventBridgeTransport(TransportBase):
         return OutgoingMessage(detail, {}, message.pointer)
 
     def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
-        (outcome,) = self._send_messages([(message, entry)])
+        (outcome,) = self._answer_batch([(message, entry)])[0]
         if isinstance(outcome, BatchFailure):
             raise TransportError(
                 f"EventBridge PutEvents on {self.destination} refused the event: "
@@ -293,11 +293,6 @@ class EventBridgeTransport(TransportBase):
                 outcome_unknown=outcome.outcome_unknown,
             )
         return outcome
-
-    def _send_messages(
-        self, batch: Sequence[tuple[OutgoingMessage, Entry]]
-    ) -> list[SendResult | BatchFailure]:
-        return self._answer_batch(batch)[0]
 
     def _answer_batch(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
