@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dist_support import install_distribution
 
 from offload_core import Plugins, set_default_plugins
 from offload_core.testing.aws import MotoServer
@@ -72,16 +73,14 @@ THIRD_PARTY_MODULE = textwrap.dedent(
 def third_party(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Installs ``acme-offload`` 1.2.3 as a distribution on sys.path (dist-info + entry points),
     the way pip would lay it out; yields the folder, to put on PYTHONPATH for subprocesses."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "acme_offload_plugin.py").write_text(THIRD_PARTY_MODULE)
-    # The store module needs an SDK that is not installed: selecting it must name the extra.
-    (site / "acme_offload_store.py").write_text("import acme_sdk_not_installed\n")
-    info = site / "acme_offload-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-offload\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text("[offload]\nacme = acme_offload_plugin\n")
-    (info / "RECORD").write_text("")
+    modules = {
+        "acme_offload_plugin.py": THIRD_PARTY_MODULE,
+        # The store module needs an SDK that is not installed: selecting it must name the extra.
+        "acme_offload_store.py": "import acme_sdk_not_installed\n",
+    }
+    site = install_distribution(
+        tmp_path / "site", "acme-offload", "1.2.3", modules, "acme = acme_offload_plugin"
+    )
     monkeypatch.syspath_prepend(str(site))
     yield site
     for name in ("acme_offload_plugin", "acme_offload_store"):

@@ -8,7 +8,6 @@ group, selected by name, and run against :class:`TransportConformance`.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dist_support import install_distribution
 
 from offload_core import Attribute, Offloader, Plugins, Transport
 from offload_core.testing import TransportConformance
@@ -27,14 +27,10 @@ README = Path(__file__).parent.parent / "README.md"
 @pytest.fixture
 def dirq_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Plugins]:
     """The installed plugins, with ``dirq-offload`` 0.3.0 installed beside them."""
-    site = tmp_path / "site"
-    site.mkdir()
-    shutil.copy(SOURCE, site / "dirq_offload.py")
-    info = site / "dirq_offload-0.3.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dirq-offload\nVersion: 0.3.0\n")
-    (info / "entry_points.txt").write_text("[offload]\ndirq = dirq_offload\n")
-    (info / "RECORD").write_text("")
+    modules = {"dirq_offload.py": SOURCE.read_text()}
+    site = install_distribution(
+        tmp_path / "site", "dirq-offload", "0.3.0", modules, "dirq = dirq_offload"
+    )
     monkeypatch.syspath_prepend(str(site))
     yield Plugins.from_entry_points(env={})
     sys.modules.pop("dirq_offload", None)
