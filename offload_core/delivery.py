@@ -9,17 +9,30 @@ is kept as :attr:`~Delivery.error`, so that the message is not acknowledged by m
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Mapping
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .detect import unwrap_sns
-from .errors import IntegrityError, OffloadError
+from .errors import (
+    AccessDeniedError,
+    IntegrityError,
+    LocationNotAllowedError,
+    OffloadError,
+    PayloadNotFoundError,
+    PointerError,
+    SignatureError,
+    StorageError,
+)
 from .message import Attribute
+from .observe import current, observing
 from .offloader import Offloader, Received
 from .pipeline import VerifyingReader
 from .pointer import Pointer
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "failed_check"]
+
+log = logging.getLogger(__name__)
 
 
 class Delivery:
@@ -28,6 +41,12 @@ class Delivery:
     A delivery whose pointer is malformed, or whose payload turned out missing, corrupt or
     outside the allowed stores, has :attr:`error` set and never yields a payload.
     """
+
+    #: What observers and logs call the message: its id, the messaging system and destination
+    #: (a transport's subclass sets them).
+    message_id: str | None = None
+    system: str | None = None
+    destination: str | None = None
 
     def __init__(
         self, offloader: Offloader, body: str | bytes, attributes: Mapping[str, Attribute]
@@ -40,7 +59,7 @@ class Delivery:
         try:
             self._received = offloader.parse(body, attributes)
         except OffloadError as exc:
-            self._error = exc
+            self._failed(exc)
             # What the publisher set is still wanted for logging and routing the failure:
             # inside an SNS envelope, those are the envelope's attributes, not the queue's.
             self._attributes = Received("", _publisher_attributes(body, attributes)).user_attributes
@@ -69,15 +88,28 @@ class Delivery:
         """Why the payload could not be delivered, once that is known."""
         return self._error
 
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """The trace context the publisher's message carried, as a text map (``traceparent``
+        ...): its String attributes, and what the service carries besides."""
+        return {
+            name: attribute.value
+            for name, attribute in self._attributes.items()
+            if attribute.data_type == "String" and isinstance(attribute.value, str)
+        }
+
     def payload(self) -> bytes:
         """The payload as bytes, verified against the pointer's size and digest."""
         received = self._usable()
         if received.pointer is None:
-            return _inline(received)
+            with observing(self.offloader.plugins, "resolve", **self.operation_fields()) as op:
+                data = _inline(received)
+                op.attributes.update(stored=False, size=len(data))
+                return data
         try:
-            return self.offloader.read_pointer(received.pointer)
+            return self.offloader._read_pointer(received.pointer, self.operation_fields())
         except OffloadError as exc:
-            self._error = exc
+            self._failed(exc)
             raise
 
     def open(self) -> BinaryIO:
@@ -87,11 +119,51 @@ class Delivery:
         if received.pointer is None:
             return io.BytesIO(_inline(received))
         try:
-            self._stream = self.offloader.open_pointer(received.pointer)
+            self._stream = self.offloader._open_pointer(received.pointer, self.operation_fields())
         except OffloadError as exc:
-            self._error = exc
+            self._failed(exc)
             raise
+        if isinstance(self._stream, VerifyingReader):
+            stream, ended = self._stream, self._stream.on_end
+
+            def logged(error: IntegrityError | None) -> None:
+                if error is not None:
+                    self._failed(error)
+                if ended is not None:
+                    ended(error)
+
+            stream.on_end = logged
         return self._stream
+
+    def operation_fields(self) -> dict[str, Any]:
+        """What a step for this message (``resolve``, ``process``) is told of it: its id,
+        system and destination, and the trace context it carried (when observed, and not
+        already linked by an enclosing step for the same message)."""
+        about: dict[str, Any] = {
+            "message_id": self.message_id,
+            "system": self.system,
+            "destination": self.destination,
+        }
+        enclosing = current()
+        if self.offloader.plugins.observed and (
+            enclosing is None or enclosing.find("message_id") != self.message_id
+        ):
+            carried = self.trace_context
+            if carried:
+                about["links"] = [carried]
+        return about
+
+    def _failed(self, error: OffloadError) -> None:
+        """Keep why the payload cannot be delivered, and say so in one log line."""
+        self._error = error
+        pointer = self.pointer
+        log.warning(
+            "message %s: payload %s not delivered, %s check failed: %s",
+            self.message_id or "(no id)",
+            getattr(error, "location", None) or (pointer.location if pointer else "(inline)"),
+            failed_check(error),
+            error,
+        )
 
     def check_deliverable(self) -> None:
         """Raise if the payload is known not to have been delivered intact: resolving it failed,
@@ -127,3 +199,23 @@ def _publisher_attributes(
 def _inline(received: Received) -> bytes:
     body = received.body
     return body.encode() if isinstance(body, str) else body
+
+
+def failed_check(error: BaseException) -> str:
+    """Which check an error reports: ``digest``, ``size``, ``signature:expired``, ``pointer``,
+    ``allowed-location``, ``exists``, ``access``, ``storage`` ... (else the error's class)."""
+    check = getattr(error, "check", None)
+    if isinstance(check, str):
+        return check
+    if isinstance(error, SignatureError):
+        return f"signature:{error.reason}"
+    for kind, name in (
+        (PointerError, "pointer"),
+        (LocationNotAllowedError, "allowed-location"),
+        (PayloadNotFoundError, "exists"),
+        (AccessDeniedError, "access"),
+        (StorageError, "storage"),
+    ):
+        if isinstance(error, kind):
+            return name
+    return type(error).__name__

@@ -11,8 +11,10 @@ Registration hooks receive a :class:`~offload_core.registry.Registrar`; call it 
 Recognition hooks let a plugin read what an operator gives the command line in a service's own
 shape (an event, a web address); the first plugin that recognises it answers.
 
-Observer hooks receive frozen event objects and must not raise: their errors are logged and
-swallowed so that metrics or tracing never break delivery.
+Observer hooks receive frozen event objects (what happened) or
+:class:`~offload_core.observe.Operation` objects (a step as it starts and finishes); they must
+not raise: their errors are logged and swallowed so that metrics or tracing never break
+delivery.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from .events import ErrorEvent, ResolvedEvent, StoredEvent
+    from .events import ErrorEvent, ResolvedEvent, SentEvent, StoredEvent
+    from .observe import Operation
     from .ops import Message
     from .registry import Registrar
 
@@ -105,3 +108,24 @@ def offload_resolved(event: ResolvedEvent) -> None:
 @hookspec
 def offload_error(event: ErrorEvent) -> None:
     """Storing or resolving a payload failed; ``event.error`` is the exception."""
+
+
+@hookspec
+def offload_sent(event: SentEvent) -> None:
+    """A transport's message was accepted by the service (inline, or pointing to a payload)."""
+
+
+@hookspec
+def offload_started(operation: Operation) -> None:
+    """A step of the claim check started (see :mod:`offload_core.observe`)."""
+
+
+@hookspec
+def offload_finished(operation: Operation) -> None:
+    """A step finished; ``operation.error`` is set when it failed."""
+
+
+@hookspec
+def offload_inject(operation: Operation, carrier: dict[str, str]) -> None:
+    """Add the trace context a message of ``operation`` (a ``publish``) should carry to
+    ``carrier`` (text map: ``traceparent`` ...); the transport decides where it travels."""

@@ -37,10 +37,12 @@ from .errors import (
 )
 from .events import ErrorEvent, ResolvedEvent, StoredEvent
 from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
+from .observe import Operation, begin, end, observing
 from .pipeline import (
     CHUNK_SIZE,
     Payload,
     PendingWrite,
+    VerifyingReader,
     WriteResult,
     choose_codec,
     iter_chunks,
@@ -259,6 +261,18 @@ class Offloader:
         """An inline message if the payload fits ``limits`` (and the policy), else store it and
         return the pointer message. Reads at most the limit's worth of a stream to decide.
         With the AWS pointer format a stored payload must be UTF-8 (see :meth:`store_payload`)."""
+        with observing(self.plugins, "prepare") as op:
+            message = self._prepare(payload, attributes, limits, content_type)
+            op.attributes["stored"] = message.pointer is not None
+            return message
+
+    def _prepare(
+        self,
+        payload: Sendable,
+        attributes: Mapping[str, AttributeLike] | None,
+        limits: Limits | None,
+        content_type: str | None,
+    ) -> OutgoingMessage:
         limits = limits or Limits()
         attrs = as_attributes(attributes)
         self._check_attributes(attrs, limits)
@@ -329,37 +343,54 @@ class Offloader:
         payload, content_type = _json_encoded(payload, content_type)
         if self.pointer_format == "aws":
             payload = require_utf8(payload)
-        start = time.perf_counter()
+        try:
+            with observing(self.plugins, "store", attributes={"store": self.store.url}) as op:
+                pointer = self._store(payload, content_type)
+                op.attributes.update(_pointer_attributes(pointer))
+        except OffloadError as exc:
+            self.plugins.notify(ErrorEvent("store", exc, self.store.url, **_fields(op)))
+            raise
+        self.plugins.notify(
+            StoredEvent(
+                pointer.location,
+                pointer.size if pointer.size is not None else pointer.stored_size or 0,
+                pointer.stored_size or 0,
+                pointer.codec,
+                op.seconds if op.seconds is not None else time.perf_counter() - op.started,
+                checksum=pointer.checksum,
+                destination=op.find("destination"),
+                system=op.find("system"),
+            )
+        )
+        return pointer
+
+    def _store(self, payload: Payload, content_type: str | None) -> Pointer:
         now = datetime.now(timezone.utc)
         expires = now + self.expires_after if self.expires_after else None
-        try:
-            if self.content_addressed:
-                payload, request = self._content_address(payload, now, content_type)
-            else:
-                request = KeyRequest(now=now, content_type=content_type)
-            key = self.key_naming(request)
-            size = _size_of(payload)  # before the first read moves a file's position
-            # Compressed output, not the reads, fills the store's parts: small reads hold less.
-            read_size = CHUNK_SIZE if self._codec.name == "none" else _COMPRESSED_READ
-            codec, chunks = choose_codec(self._codec, iter_chunks(payload, read_size))
-            metadata = {
-                "offload-size": None if size is None else str(size),
-                "offload-codec": codec.name,
-                "offload-checksum": self.checksum,
-                "offload-digest": request.digest,
-                "offload-expires": expires.isoformat() if expires else None,
-                "content-type": content_type,
-            }
-            result = self._write(
-                key,
-                chunks,
-                codec=codec,
-                exclusive=self.content_addressed,
-                metadata={name: value for name, value in metadata.items() if value},
-            )
-        except OffloadError as exc:
-            self.plugins.notify(ErrorEvent("store", exc, self.store.url))
-            raise
+        if self.content_addressed:
+            payload, request = self._content_address(payload, now, content_type)
+        else:
+            request = KeyRequest(now=now, content_type=content_type)
+        key = self.key_naming(request)
+        size = _size_of(payload)  # before the first read moves a file's position
+        # Compressed output, not the reads, fills the store's parts: small reads hold less.
+        read_size = CHUNK_SIZE if self._codec.name == "none" else _COMPRESSED_READ
+        codec, chunks = choose_codec(self._codec, iter_chunks(payload, read_size))
+        metadata = {
+            "offload-size": None if size is None else str(size),
+            "offload-codec": codec.name,
+            "offload-checksum": self.checksum,
+            "offload-digest": request.digest,
+            "offload-expires": expires.isoformat() if expires else None,
+            "content-type": content_type,
+        }
+        result = self._write(
+            key,
+            chunks,
+            codec=codec,
+            exclusive=self.content_addressed,
+            metadata={name: value for name, value in metadata.items() if value},
+        )
         pointer = Pointer(
             location=self.store.location(key),
             size=result.size,
@@ -372,20 +403,10 @@ class Offloader:
             dialect=self.pointer_format,
         )
         try:
-            pointer = self.signing.sign(pointer)
+            return self.signing.sign(pointer)
         except BaseException:
             self.discard(pointer)
             raise
-        self.plugins.notify(
-            StoredEvent(
-                pointer.location,
-                result.size,
-                result.stored_size,
-                result.codec,
-                time.perf_counter() - start,
-            )
-        )
-        return pointer
 
     def _write(
         self,
@@ -500,8 +521,9 @@ class Offloader:
         Only for payloads no other subscriber needs (a failed publish, an opt-in single-consumer
         delete); fan-out consumers never call this."""
         try:
-            store, key = self._locate(pointer.location)
-            store.delete(key)
+            with observing(self.plugins, "delete", attributes={"location": pointer.location}):
+                store, key = self._locate(pointer.location)
+                store.delete(key)
         except Exception:
             log.warning("could not delete %s", pointer.location, exc_info=True)
             return False
@@ -537,29 +559,83 @@ class Offloader:
 
     def read_pointer(self, pointer: Pointer) -> bytes:
         """Dereference and verify a pointer; the whole payload in memory."""
-        start = time.perf_counter()
-        try:
-            with self.open_pointer(pointer) as stream:
-                data = read_all(stream)
-        except OffloadError as exc:
-            self.plugins.notify(ErrorEvent("resolve", exc, pointer.location))
-            raise
-        self.plugins.notify(
-            ResolvedEvent(pointer.location, len(data), pointer.dialect, time.perf_counter() - start)
-        )
-        return data
+        return self._read_pointer(pointer, {})
 
     def open_pointer(self, pointer: Pointer) -> BinaryIO:
         """A verifying stream of the payload; refuses pointers whose signature does not pass, and
         locations outside the allowed stores, before any I/O."""
-        store, key = self.locate(pointer)
-        if pointer.size is not None and pointer.size > self.max_payload_size:
-            raise DecompressionLimitError(limit=self.max_payload_size, location=pointer.location)
-        codec: Codec = self.plugins.get("compressor", pointer.codec)()
-        hasher = self.plugins.get("checksum", pointer.checksum)() if pointer.checksum else None
-        raw = store.open_read(key)
+        return self._open_pointer(pointer, {})
+
+    def _read_pointer(self, pointer: Pointer, message: Mapping[str, Any]) -> bytes:
+        """:meth:`read_pointer` for a message (``message_id``, ``system``, ``destination``,
+        ``links``: what the ``resolve`` step and its events say of it)."""
         try:
-            return open_verified(
+            with (
+                observing(
+                    self.plugins, "resolve", attributes=_pointer_attributes(pointer), **message
+                ) as op,
+                self._verifying(pointer, op) as stream,
+                observing(self.plugins, "read"),
+            ):
+                data = read_all(stream)
+        except OffloadError as exc:
+            self._resolve_failed(exc, pointer, op)
+            raise
+        self._resolved(pointer, len(data), op)
+        return data
+
+    def _open_pointer(self, pointer: Pointer, message: Mapping[str, Any]) -> BinaryIO:
+        """:meth:`open_pointer` for a message; its ``resolve`` step lasts until the stream is
+        verified, fails or is closed."""
+        op = begin(self.plugins, "resolve", attributes=_pointer_attributes(pointer), **message)
+        if op is None:
+            op = Operation("resolve", **message)
+        try:
+            stream = self._verifying(pointer, op)
+        except OffloadError as exc:
+            self._resolve_failed(exc, pointer, op)
+            end(self.plugins, op, exc)
+            raise
+        if isinstance(stream, VerifyingReader):
+            stream.on_end = partial(self._stream_ended, pointer, stream, op)
+        return stream
+
+    def _stream_ended(
+        self, pointer: Pointer, stream: VerifyingReader, op: Operation, error: BaseException | None
+    ) -> None:
+        if error is not None:
+            self._resolve_failed(error, pointer, op)
+        elif stream.verified:
+            self._resolved(pointer, stream.bytes_read, op)
+        op.attributes["verified"] = stream.verified
+        if self.plugins.observed:
+            end(self.plugins, op, error)
+
+    def _resolved(self, pointer: Pointer, size: int, op: Operation) -> None:
+        seconds = op.seconds if op.seconds is not None else time.perf_counter() - op.started
+        self.plugins.notify(
+            ResolvedEvent(pointer.location, size, pointer.dialect, seconds, **_fields(op))
+        )
+
+    def _resolve_failed(self, exc: BaseException, pointer: Pointer, op: Operation) -> None:
+        if isinstance(exc, OffloadError):
+            self.plugins.notify(
+                ErrorEvent("resolve", exc, pointer.location, **_fields(op), seconds=op.seconds)
+            )
+
+    def _verifying(self, pointer: Pointer, op: Operation) -> BinaryIO:
+        """The verifying stream, after the ``locate`` step (signature, allowed stores, open)."""
+        with observing(self.plugins, "locate", parent=op):
+            store, key = self.locate(pointer)
+            if pointer.size is not None and pointer.size > self.max_payload_size:
+                raise DecompressionLimitError(
+                    limit=self.max_payload_size, location=pointer.location
+                )
+            codec: Codec = self.plugins.get("compressor", pointer.codec)()
+            hasher = self.plugins.get("checksum", pointer.checksum)() if pointer.checksum else None
+            raw = store.open_read(key)
+        try:
+            reader = open_verified(
                 raw,
                 codec=codec,
                 size=pointer.size,
@@ -572,6 +648,9 @@ class Offloader:
         except BaseException:
             raw.close()
             raise
+        if self.plugins.observed:
+            reader.verifying = partial(observing, self.plugins, "verify", parent=op)
+        return reader
 
     def locate(self, pointer: Pointer) -> tuple[Store, str]:
         """The trusted store and key a pointer names, after its signature check; no I/O.
@@ -586,6 +665,28 @@ class Offloader:
             if key is not None:
                 return store, key
         raise LocationNotAllowedError(location)
+
+
+def _fields(op: Operation) -> dict[str, Any]:
+    """What an event says of the message an operation was for."""
+    return {
+        "message_id": op.find("message_id"),
+        "destination": op.find("destination"),
+        "system": op.find("system"),
+    }
+
+
+def _pointer_attributes(pointer: Pointer) -> dict[str, Any]:
+    """What a step says of the stored payload it wrote or reads."""
+    return {
+        "location": pointer.location,
+        "size": pointer.size,
+        "stored_size": pointer.stored_size,
+        "codec": pointer.codec,
+        "checksum": pointer.checksum,
+        "pointer_format": pointer.dialect,
+        "signed": pointer.signature is not None,
+    }
 
 
 def _configured(kind: str, factory: Callable[..., T], options: Mapping[str, Any] | None) -> T:

@@ -13,7 +13,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -403,6 +403,12 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
         self.verified = False
         #: The hex digest of the bytes read, once the end has been reached with a hasher.
         self.digest: str | None = None
+        #: Wraps the final checks (an observer's ``verify`` step).
+        self.verifying: Callable[[], AbstractContextManager[object]] = nullcontext
+        #: Called once when the reader is done: verified (``None``), failed (the error), or
+        #: closed before the end (``None``, ``verified`` False).
+        self.on_end: Callable[[IntegrityError | None], None] | None = None
+        self._final = False
 
     @property
     def bytes_read(self) -> int:
@@ -461,6 +467,12 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
                 self._stream.close()
             finally:
                 super().close()
+                self._ended(None)
+
+    def _ended(self, error: IntegrityError | None) -> None:
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end(error)
 
     def _check_open(self) -> None:
         if self._error is not None:
@@ -491,6 +503,16 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
             self._account(self._pull(self._stream.read, 1))  # settle the end now
 
     def _finish(self) -> None:
+        self._final = True
+        try:
+            with self.verifying():
+                self._check_end()
+        except IntegrityError as exc:
+            self._ended(exc)
+            raise
+        self._ended(None)
+
+    def _check_end(self) -> None:
         if self.size is not None and self._count != self.size:
             self._fail(
                 SizeMismatchError(expected=self.size, actual=self._count, location=self.location)
@@ -512,6 +534,8 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
         self._error = error
         if self._hasher is not None:
             self._hasher.close()  # the digest is moot now; drop the pieces it holds
+        if not self._final:  # the final check reports its own end, after its step
+            self._ended(error)
         raise error
 
 

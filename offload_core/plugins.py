@@ -31,7 +31,8 @@ from .registry import Entry, Kind, Registrar, Registry
 if TYPE_CHECKING:
     import click
 
-    from .events import ErrorEvent, ResolvedEvent, StoredEvent
+    from .events import ErrorEvent, ResolvedEvent, SentEvent, StoredEvent
+    from .observe import Operation
     from .offloader import Offloader
     from .ops import Message
     from .pointer import PointerFormat
@@ -80,6 +81,8 @@ class Plugins:
         self._dists: dict[str, tuple[str | None, str | None]] = {}
         self._registry: Registry | None = None
         self._lock = threading.Lock()
+        self._observed: bool | None = None
+        self._listening: dict[str, bool] = {}
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -134,7 +137,17 @@ class Plugins:
         self._dists[registered] = (distribution, version)
         with self._lock:
             self._registry = None  # rebuilt on next use
+            self._observed = None
+            self._listening = {}
         return registered
+
+    def unregister(self, plugin: object) -> None:
+        """Remove a plugin object registered earlier (an observer being switched off)."""
+        self.pm.unregister(plugin)
+        with self._lock:
+            self._registry = None
+            self._observed = None
+            self._listening = {}
 
     # -- the registry ----------------------------------------------------------------------
 
@@ -226,18 +239,55 @@ class Plugins:
         hint: str | None = self.pm.hook.offload_store_url_hint(url=url)
         return hint
 
-    def notify(self, event: StoredEvent | ResolvedEvent | ErrorEvent) -> None:
+    def notify(self, event: StoredEvent | ResolvedEvent | ErrorEvent | SentEvent) -> None:
         """Tell observer plugins about an event; their failures are logged, never raised."""
-        from .events import ErrorEvent, ResolvedEvent, StoredEvent
+        from .events import ErrorEvent, ResolvedEvent, SentEvent, StoredEvent
 
         hook_name = {
             StoredEvent: "offload_stored",
             ResolvedEvent: "offload_resolved",
             ErrorEvent: "offload_error",
+            SentEvent: "offload_sent",
         }[type(event)]
+        self._call_observers(hook_name, event=event)
+
+    @property
+    def observed(self) -> bool:
+        """Whether any plugin follows operations (``offload_started`` / ``offload_finished``)."""
+        observed = self._observed
+        if observed is None:
+            hooks = self.pm.hook
+            observed = bool(
+                hooks.offload_started.get_hookimpls() or hooks.offload_finished.get_hookimpls()
+            )
+            self._observed = observed
+        return observed
+
+    def listens(self, hook_name: str) -> bool:
+        """Whether any plugin implements the observer hook ``hook_name`` (``offload_sent``)."""
+        listening = self._listening.get(hook_name)
+        if listening is None:
+            listening = bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+            self._listening[hook_name] = listening
+        return listening
+
+    def started(self, operation: Operation) -> None:
+        self._call_observers("offload_started", operation=operation)
+
+    def finished(self, operation: Operation) -> None:
+        self._call_observers("offload_finished", operation=operation)
+
+    def inject(self, operation: Operation) -> dict[str, str]:
+        """The trace context observers want a message of ``operation`` to carry (often empty)."""
+        carrier: dict[str, str] = {}
+        if self.observed:
+            self._call_observers("offload_inject", operation=operation, carrier=carrier)
+        return carrier
+
+    def _call_observers(self, hook_name: str, **args: object) -> None:
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             try:
-                impl.function(*[event for _ in impl.argnames])
+                impl.function(*[args[name] for name in impl.argnames])
             except Exception:
                 log.exception("observer %s.%s failed", impl.plugin_name, hook_name)
 

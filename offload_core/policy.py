@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .errors import MessageTooLargeError
@@ -44,6 +44,18 @@ class Limits:
     #: Whether the destination carries message attributes at all (EventBridge does not).
     carries_attributes: bool = True
     measure: Measure = message_size
+
+    def refusing(self, body: str) -> Limits:
+        """These limits, under which ``body`` itself never fits: preparing it stores it."""
+        measure = self.measure
+        too_large = self.max_size + 1
+
+        def forced(candidate: str, attributes: Mapping[str, Attribute]) -> int:
+            if len(candidate) == len(body) and candidate == body:
+                return too_large
+            return measure(candidate, attributes)
+
+        return replace(self, measure=forced)
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,23 @@ an SDK client), and :meth:`Plugins.open_transport
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from .errors import IncompatibleOptionsError, MessageTooLargeError
+from .errors import IncompatibleOptionsError, MessageTooLargeError, OffloadError, TransportError
+from .events import ErrorEvent, SentEvent
 from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
+from .observe import Operation, observing
 from .offloader import JSON_TYPE, is_json_value
 from .publishing import compensating, discard_all, is_outcome_unknown, never_sent
 
 if TYPE_CHECKING:
+    from .observe import OperationName
     from .offloader import Offloader, Sendable
     from .pointer import Pointer
     from .policy import Limits
@@ -169,6 +175,8 @@ class Receiver(Protocol):
 
 E = TypeVar("E", bound=Entry)
 
+log = logging.getLogger(__name__)
+
 
 class TransportBase(ABC):
     """The claim check for a transport plugin: subclasses send what is prepared here.
@@ -182,6 +190,8 @@ class TransportBase(ABC):
 
     #: Entries per batch call; larger batches are split.
     max_batch_entries: ClassVar[int] = 10
+    #: The messaging system, as observers name it (``"aws_sqs"``).
+    system: ClassVar[str | None] = None
     destination: str
     offloader: Offloader
 
@@ -251,6 +261,78 @@ class TransportBase(ABC):
         """A bare payload as an entry of this transport's kind."""
         return Entry(payload)
 
+    def _carry(self, entry: E, carrier: Mapping[str, str]) -> E:
+        """``entry`` carrying the trace context ``carrier``: by default as String attributes,
+        counted by the threshold like any other, where the transport carries attributes and
+        they fit its attribute limit (else the context does not travel). A transport with a
+        channel of its own (SQS's ``AWSTraceHeader``) overrides this."""
+        limits = self.limits
+        attributes = dict(entry.attributes or {})
+        if not limits.carries_attributes or any(name in attributes for name in carrier):
+            return entry
+        if limits.max_attributes is not None and len(attributes) + len(carrier) > (
+            limits.max_attributes
+        ):
+            return entry
+        attributes.update((name, Attribute.string(value)) for name, value in carrier.items())
+        return replace(entry, attributes=attributes)
+
+    def _traced(self, entries: Sequence[E], op: Operation) -> list[E]:
+        """The entries carrying the trace context observers give ``op``; unchanged when there
+        is none, or carrying it fails (tracing never stops a message)."""
+        carrier = self.offloader.plugins.inject(op)
+        if not carrier:
+            return list(entries)
+        try:
+            return [self._carry(entry, carrier) for entry in entries]
+        except Exception:
+            log.debug("the trace context does not travel with this message", exc_info=True)
+            return list(entries)
+
+    def _observing(self, name: OperationName, **fields: Any) -> AbstractContextManager[Operation]:
+        return observing(
+            self.offloader.plugins,
+            name,
+            system=self.system,
+            destination=self.destination,
+            **fields,
+        )
+
+    def _sent(self, op: Operation, results: Iterable[SendResult | BatchFailure]) -> None:
+        """Tell observers what became of each message of ``op``."""
+        plugins = self.offloader.plugins
+        sent, failed = plugins.listens("offload_sent"), plugins.listens("offload_error")
+        if not (sent or failed):
+            return
+        seconds = time.perf_counter() - op.started
+        for outcome, message in results_with_messages(results, op):
+            if isinstance(outcome, SendResult):
+                if sent:
+                    size = utf8_size(message.body) if message is not None else 0
+                    location = outcome.pointer.location if outcome.pointer else None
+                    plugins.notify(
+                        SentEvent(
+                            outcome.message_id,
+                            self.destination,
+                            self.system,
+                            size,
+                            location,
+                            seconds,
+                        )
+                    )
+            elif failed:
+                error = TransportError(
+                    f"{outcome.code}: {outcome.message}",
+                    operation="send",
+                    code=outcome.code,
+                    destination=self.destination,
+                    retryable=not outcome.sender_fault,
+                    outcome_unknown=outcome.outcome_unknown,
+                )
+                plugins.notify(
+                    ErrorEvent("send", error, None, None, self.destination, self.system, seconds)
+                )
+
     # -- sending -----------------------------------------------------------------------------
 
     def send(
@@ -265,10 +347,35 @@ class TransportBase(ABC):
         return self._send_entry(Entry(payload, attributes, content_type=content_type))
 
     def _send_entry(self, entry: Entry) -> SendResult:
-        self._check(entry)
-        message = self._prepare(entry, entry.payload, self._limits_for(entry))
-        with compensating([message.pointer], self.offloader.discard, self._outcome_unknown):
-            return self._send_message(message, entry)
+        with self._observing("publish") as op:
+            self._check(entry)
+            (entry,) = self._traced([entry], op)
+            message = self._prepare(entry, entry.payload, self._limits_for(entry))
+            op.attributes["stored"] = message.pointer is not None
+            with (
+                compensating([message.pointer], self.offloader.discard, self._outcome_unknown),
+                self._observing("send") as sending,
+            ):
+                try:
+                    result = self._send_message(message, entry)
+                except OffloadError as exc:
+                    location = message.pointer.location if message.pointer else None
+                    self.offloader.plugins.notify(
+                        ErrorEvent(
+                            "send",
+                            exc,
+                            location,
+                            None,
+                            self.destination,
+                            self.system,
+                            time.perf_counter() - sending.started,
+                        )
+                    )
+                    raise
+            op.message_id = result.message_id
+            op.state[_MESSAGES] = [message]
+            self._sent(op, [result])
+            return result
 
     def send_batch(self, entries: Iterable[Entry | Sendable]) -> BatchResult:
         """Send many payloads, :attr:`max_batch_entries` per call.
@@ -310,23 +417,34 @@ class TransportBase(ABC):
                 f"{len(ids)} entries in one batch; {self.destination} takes at most "
                 f"{self.max_batch_entries}"
             )
-        prepared: list[OutgoingMessage] = []
-        with compensating((m.pointer for m in prepared), self.offloader.discard, never_sent):
+        with self._observing("publish", attributes={"message_count": len(entries)}) as op:
             for entry in entries:
                 self._check(entry)
-                prepared.append(self._prepare(entry, entry.payload, self._limits_for(entry)))
-            self._fit(prepared, entries)
-        pointers = [m.pointer for m in prepared]
-        with compensating(pointers, self.offloader.discard, self._outcome_unknown):
-            outcomes, answer = self._answer_batch(list(zip(prepared, entries, strict=True)))
-        if len(outcomes) != len(prepared):
-            raise RuntimeError(f"{type(self).__name__}._send_messages lost track of its entries")
-        failed = [o for o in outcomes if isinstance(o, BatchFailure)]
-        for pointer, outcome in zip(pointers, outcomes, strict=True):
-            if isinstance(outcome, BatchFailure) and not outcome.outcome_unknown:
-                discard_all([pointer], self.offloader.discard)
-        successful = [o for o in outcomes if isinstance(o, SendResult)]
-        return BatchResult(successful, failed, [] if answer is None else [answer])
+            entries = self._traced(entries, op)
+            prepared: list[OutgoingMessage] = []
+            with compensating((m.pointer for m in prepared), self.offloader.discard, never_sent):
+                for entry in entries:
+                    prepared.append(self._prepare(entry, entry.payload, self._limits_for(entry)))
+                self._fit(prepared, entries)
+            pointers = [m.pointer for m in prepared]
+            op.attributes["stored"] = sum(p is not None for p in pointers)
+            with (
+                compensating(pointers, self.offloader.discard, self._outcome_unknown),
+                self._observing("send", attributes={"message_count": len(entries)}),
+            ):
+                outcomes, answer = self._answer_batch(list(zip(prepared, entries, strict=True)))
+            if len(outcomes) != len(prepared):
+                raise RuntimeError(
+                    f"{type(self).__name__}._send_messages lost track of its entries"
+                )
+            failed = [o for o in outcomes if isinstance(o, BatchFailure)]
+            for pointer, outcome in zip(pointers, outcomes, strict=True):
+                if isinstance(outcome, BatchFailure) and not outcome.outcome_unknown:
+                    discard_all([pointer], self.offloader.discard)
+            successful = [o for o in outcomes if isinstance(o, SendResult)]
+            op.state[_MESSAGES] = prepared
+            self._sent(op, outcomes)
+            return BatchResult(successful, failed, [] if answer is None else [answer])
 
     def _fit(self, prepared: list[OutgoingMessage], entries: Sequence[Entry]) -> None:
         """Store the largest inline entries until the batch total fits the limit (in place)."""
@@ -349,7 +467,7 @@ class TransportBase(ABC):
             body, entry = prepared[i].body, entries[i]
             if entry.content_type is None and is_json_value(entry.payload):
                 entry = replace(entry, content_type=JSON_TYPE)  # as the first pass typed it
-            stored = self._prepare(entry, body, _forcing(limits[i], body))
+            stored = self._prepare(entry, body, limits[i].refusing(body))
             with compensating([stored.pointer], self.offloader.discard, never_sent):
                 size = self._measure(stored, limits[i])
             if size >= sizes[i]:  # the pointer is no smaller than the body it replaces
@@ -365,13 +483,18 @@ class TransportBase(ABC):
             )
 
 
-def _forcing(limits: Limits, body: str) -> Limits:
-    """``limits`` under which ``body`` itself never fits, so that preparing it stores it."""
-    measure = limits.measure
+#: Where an operation keeps the messages it sent, for the events that follow.
+_MESSAGES = "offload.messages"
 
-    def forced(candidate: str, attributes: Mapping[str, Attribute]) -> int:
-        if len(candidate) == len(body) and candidate == body:
-            return limits.max_size + 1
-        return measure(candidate, attributes)
 
-    return replace(limits, measure=forced)
+def results_with_messages(
+    results: Iterable[SendResult | BatchFailure], op: Operation
+) -> Iterator[tuple[SendResult | BatchFailure, OutgoingMessage | None]]:
+    messages: Sequence[OutgoingMessage] = op.state.get(_MESSAGES, ())
+    for i, outcome in enumerate(results):
+        yield outcome, messages[i] if i < len(messages) else None
+
+
+def utf8_size(text: str) -> int:
+    """The UTF-8 length of ``text`` (lone surrogates counted as SQS counts them)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

@@ -49,11 +49,15 @@ from dataclasses import dataclass
 from typing import IO, Any, Literal, TypeVar, cast, overload
 
 from offload_core.aws.events import AwsMessage, Service, event_messages
+from offload_core.aws.trace import carrier_with_xray
 from offload_core.delivery import Delivery
 from offload_core.errors import IntegrityError, OffloadError
 from offload_core.message import Attribute
+from offload_core.observe import observing
 from offload_core.offloader import Offloader
 from offload_core.pipeline import CHUNK_SIZE, VerifyingReader
+
+from .eventbridge_detail import TRACE_MEMBER
 
 __all__ = [
     "BatchOutcome",
@@ -110,12 +114,31 @@ class Record(Delivery):
         self.group_id = group_id
         #: The EventBridge event the payload is the detail of (direct, or from an SQS body).
         self.event = event
+        self.message_id = id or None
+        self.system = _SYSTEMS[source]
+        self.destination = _destination(raw, source)
         super().__init__(offloader, text, attributes or {})
         if error is not None:  # a record that could not be read never yields a payload
-            self._error = error
+            self._failed(error)
 
     def __repr__(self) -> str:
         return f"<Record {self.source} {self.id} {self._state()}>"
+
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """The publisher's trace context: its attributes, an SQS record's ``AWSTraceHeader``,
+        and an EventBridge detail's ``traceContext`` member."""
+        carried = super().trace_context
+        if self.event is not None:
+            detail = self.event.get("detail")
+            member = detail.get(TRACE_MEMBER) if isinstance(detail, Mapping) else None
+            if isinstance(member, Mapping):
+                carried.update(
+                    (k, v) for k, v in member.items() if isinstance(k, str) and isinstance(v, str)
+                )
+        attributes = self.raw.get("attributes") if self.source == "sqs" else None
+        header = attributes.get("AWSTraceHeader") if isinstance(attributes, Mapping) else None
+        return carrier_with_xray(carried, header if isinstance(header, str) else None)
 
     def spool(
         self, max_memory: int = DEFAULT_SPOOL_MEMORY, directory: str | None = None
@@ -140,6 +163,24 @@ class Record(Delivery):
 
 
 # -- reading events ------------------------------------------------------------------------
+
+_SYSTEMS: dict[Service, str] = {
+    "sqs": "aws_sqs",
+    "sns": "aws.sns",
+    "eventbridge": "aws.eventbridge",
+}
+
+
+def _destination(raw: Mapping[str, Any], source: Service) -> str | None:
+    """The queue or topic ARN a record came from, as Lambda names it."""
+    if source == "sqs":
+        arn = raw.get("eventSourceARN")
+    elif source == "sns":
+        sns = raw.get("Sns")
+        arn = sns.get("TopicArn") if isinstance(sns, Mapping) else None
+    else:
+        arn = None
+    return arn if isinstance(arn, str) else None
 
 
 def records(event: Mapping[str, Any], offloader: Offloader) -> list[Record]:
@@ -246,17 +287,19 @@ def process(
             failures.append(RecordFailure(record.id, None))
             continue
         try:
-            _call(fn, record, mode, spool_memory)
+            with observing(offloader.plugins, "process", **record.operation_fields()):
+                _call(fn, record, mode, spool_memory)
         except Exception as exc:
             failure = RecordFailure(record.id, exc)
             failures.append(failure)
-            log.warning(
-                "record %s failed (%s): %s",
-                record.id,
-                "permanent" if failure.permanent else "transient",
-                exc,
-                exc_info=not isinstance(exc, OffloadError),
-            )
+            if exc is not record.error:  # a record logs its own payload's failure
+                log.warning(
+                    "record %s failed (%s): %s",
+                    record.id,
+                    "permanent" if failure.permanent else "transient",
+                    exc,
+                    exc_info=not isinstance(exc, OffloadError),
+                )
             if record.group_id is not None:
                 failed_groups.add(record.group_id)
     return BatchOutcome(batch, failures)

@@ -32,11 +32,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 from offload_core.aws.arn import region_of
 from offload_core.aws.errors import is_transient as transient
 from offload_core.aws.errors import outcome_unknown, translated
+from offload_core.aws.trace import xray_header
 from offload_core.errors import (
     IncompatibleOptionsError,
     MessageTooLargeError,
@@ -50,7 +51,7 @@ from offload_core.publishing import compensating, never_sent
 from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportBase
 
 from ._aws import boto3_client
-from .eventbridge_detail import check_kept, wrap
+from .eventbridge_detail import TRACE_MEMBER, check_kept, with_member, wrap
 
 __all__ = [
     "DEFAULT_MAX_ENTRY_SIZE",
@@ -121,12 +122,18 @@ class EventEntry(Entry):
     keep: Sequence[str] | None = None
     routing: Mapping[str, Any] | None = None
     trace_header: str | None = None
+    #: The trace context the event carries in its detail (:data:`TRACE_MEMBER`); set by
+    #: tracing, from the publish step.
+    trace_context: Mapping[str, str] | None = None
     request: Mapping[str, Any] | None = None
 
     @property
     def detail(self) -> Sendable:
         """The event's detail (the payload)."""
         return self.payload
+
+
+E = TypeVar("E", bound=Entry)
 
 
 class EventBridgeTransport(TransportBase):
@@ -140,6 +147,8 @@ class EventBridgeTransport(TransportBase):
     :param source: the events' ``Source`` when a send does not name one.
     :param detail_type: the events' ``DetailType`` when a send does not name one.
     """
+
+    system: ClassVar[str | None] = "aws.eventbridge"
 
     def __init__(
         self,
@@ -265,12 +274,35 @@ class EventBridgeTransport(TransportBase):
             ),
         )
 
+    def _carry(self, entry: E, carrier: Mapping[str, str]) -> E:
+        """The trace context inside the detail (EventBridge has no attributes), and as the
+        entry's X-Ray ``TraceHeader`` unless it has one."""
+        event = self._event(entry)
+        header = event.trace_header
+        if header is None and "TraceHeader" not in (event.request or {}):
+            header = xray_header(carrier)
+        return cast(E, replace(event, trace_context=dict(carrier), trace_header=header))
+
     def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
         event = self._event(entry)
         routing = self._routing(event, payload)
         message = self.offloader.prepare(payload, limits=limits, content_type=event.content_type)
+        context = event.trace_context
         if message.pointer is None:
-            return message
+            traced = with_member(message.body, TRACE_MEMBER, context) if context else None
+            if traced is None:
+                return message
+            policy = self.offloader.policy
+            if not policy.should_offload(limits.measure(traced, {}), limits):
+                return OutgoingMessage(traced, {}, None)
+            if policy.mode == "never":
+                return message  # the context does not fit: it does not travel
+            body = message.body  # with the context it no longer fits: store it
+            message = self.offloader.prepare(
+                body, limits=limits.refusing(body), content_type=event.content_type
+            )
+        if context and TRACE_MEMBER not in routing:
+            routing = {**routing, TRACE_MEMBER: dict(context)}
         with compensating([message.pointer], self.offloader.discard, never_sent):
             detail = wrap(message.body, routing)
             size = limits.measure(detail, {})

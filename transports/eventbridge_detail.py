@@ -29,10 +29,13 @@ from offload_core.formats.native import NativeFormat
 from offload_core.message import Attribute
 from offload_core.pointer import EncodedPointer, Pointer
 
-__all__ = ["POINTER_MEMBER", "DetailFormat", "check_kept", "wrap"]
+__all__ = ["POINTER_MEMBER", "TRACE_MEMBER", "DetailFormat", "check_kept", "with_member", "wrap"]
 
 #: The detail member that holds the pointer.
 POINTER_MEMBER = "offload"
+
+#: The detail member that carries the publisher's trace context (a text map), when tracing.
+TRACE_MEMBER = "traceContext"
 
 _MAGIC = '"offload_pointer"'
 _OBJECT_START = re.compile(r"[ \t\n\r]*\{")
@@ -77,6 +80,18 @@ def wrap(pointer_body: str, routing: Mapping[str, Any]) -> str:
             fields=list(routing),
         )
     return detail
+
+
+def with_member(detail: str, name: str, value: Mapping[str, str]) -> str | None:
+    """``detail`` (JSON object text) with member ``name`` added last; ``None`` when it is not an
+    object's text or may already name that member."""
+    text = detail.rstrip()
+    if not text.endswith("}") or not _OBJECT_START.match(text) or f'"{name}"' in text:
+        return None
+    inner = text[:-1].rstrip()
+    comma = "" if inner.endswith("{") else ","
+    member = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False)
+    return f"{inner}{comma}{json.dumps(name)}:{member}}}"
 
 
 class DetailFormat:

@@ -197,7 +197,8 @@ class SqsExtendedClient:
             self._release(QueueUrl, [m["ReceiptHandle"] for m in delivered])
             raise failed[0][1]
         for message, error in failed:
-            log.warning("leaving message %s for redelivery: %s", message.message_id, error)
+            if error is not message.error:  # a delivery logs its own failures
+                log.warning("leaving message %s for redelivery: %s", message.message_id, error)
         return {**response, "Messages": delivered}
 
     def _delete_gone(self, url: str, messages: list[SqsMessage]) -> None:

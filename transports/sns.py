@@ -68,6 +68,7 @@ class SnsTransport(MessagePublisher):
     """
 
     service: ClassVar[str] = "SNS"
+    system: ClassVar[str | None] = "aws.sns"
     single_operation: ClassVar[str] = "Publish"
     batch_operation: ClassVar[str] = "PublishBatch"
     attributes_operation: ClassVar[str] = "GetTopicAttributes"

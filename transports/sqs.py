@@ -27,16 +27,19 @@ the payload's only consumer, also deletes the payload, after SQS has deleted the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Final
+from dataclasses import replace
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 from offload_core.aws.arn import region_of
 from offload_core.aws.errors import translated
 from offload_core.aws.events import from_boto_attributes, to_boto_attributes
+from offload_core.aws.trace import carrier_with_xray, xray_header
 from offload_core.delivery import Delivery
 from offload_core.errors import TransportError
 from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Sendable
 from offload_core.publishing import discard_all
+from offload_core.transport import Entry
 
 from ._aws import boto3_client, chunked
 from ._publish import (
@@ -64,6 +67,11 @@ __all__ = [
 #: SQS's own ceiling for one message and for a whole batch (since 2025-08).
 SQS_MAX_MESSAGE_SIZE: Final = 1_048_576
 
+#: The system attribute that carries a message's X-Ray trace header.
+TRACE_ATTRIBUTE: Final = "AWSTraceHeader"
+
+E = TypeVar("E", bound=Entry)
+
 
 class SqsMessage(Delivery):
     """A received message: its payload (bytes, or a verified stream), the publisher's attributes
@@ -75,11 +83,14 @@ class SqsMessage(Delivery):
     :meth:`open` to its end before :meth:`ack`.
     """
 
+    system = "aws_sqs"
+
     def __init__(self, transport: SqsTransport, raw: Mapping[str, Any]) -> None:
         self._transport = transport
         #: The message as boto3 returned it (its body is the pointer, for an offloaded one).
         self.raw = raw
-        self.message_id: str = raw.get("MessageId", "")
+        self.message_id: str = str(raw.get("MessageId", ""))
+        self.destination = transport.queue_url
         #: The receipt handle SQS gave this delivery (never with payload markers embedded).
         self.receipt_handle: str = raw["ReceiptHandle"]
         attributes = from_boto_attributes(raw.get("MessageAttributes"))
@@ -92,6 +103,12 @@ class SqsMessage(Delivery):
     def system_attributes(self) -> dict[str, str]:
         """SQS's attributes of the message (``ApproximateReceiveCount``, ``SentTimestamp`` ...)."""
         return dict(self.raw.get("Attributes", {}))
+
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """The publisher's trace context: its attributes, and the ``AWSTraceHeader``."""
+        header = self.raw.get("Attributes", {}).get(TRACE_ATTRIBUTE)
+        return carrier_with_xray(super().trace_context, header)
 
     def ack(self, *, force: bool = False) -> None:
         """Delete the message (and, with ``delete_payload``, then its payload). Refuses, unless
@@ -135,6 +152,7 @@ class SqsTransport(MessagePublisher):
     """
 
     service: ClassVar[str] = "SQS"
+    system: ClassVar[str | None] = "aws_sqs"
     single_operation: ClassVar[str] = "SendMessage"
     batch_operation: ClassVar[str] = "SendMessageBatch"
     attributes_operation: ClassVar[str] = "GetQueueAttributes"
@@ -199,6 +217,26 @@ class SqsTransport(MessagePublisher):
             payload, attributes, content_type, group_id, deduplication_id, delay_seconds, request
         )
 
+    def _carry(self, entry: E, carrier: Mapping[str, str]) -> E:
+        """The trace context as the message's ``AWSTraceHeader`` (X-Ray's format, outside the
+        attribute budget), unless the request sets one; what X-Ray's header cannot hold
+        (``tracestate``) does not travel."""
+        header = xray_header(carrier)
+        if header is None:
+            return super()._carry(entry, carrier)
+        if not isinstance(entry, BatchEntry):
+            entry = cast(
+                E, BatchEntry(entry.payload, entry.attributes, entry.id, entry.content_type)
+            )
+        assert isinstance(entry, BatchEntry)
+        request = dict(entry.request or {})
+        system = dict(request.get("MessageSystemAttributes") or {})
+        if TRACE_ATTRIBUTE in system:
+            return entry
+        system[TRACE_ATTRIBUTE] = {"DataType": "String", "StringValue": header}
+        request["MessageSystemAttributes"] = system
+        return cast(E, replace(entry, request=request))
+
     # -- receiving ---------------------------------------------------------------------------
 
     def receive(
@@ -225,11 +263,17 @@ class SqsTransport(MessagePublisher):
             return self._receive(params)[1]
 
     def _receive(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], list[SqsMessage]]:
-        """One ``ReceiveMessage`` call: boto3's response and the messages in it."""
-        response: dict[str, Any] = self.client.receive_message(
-            **{**params, "QueueUrl": self.queue_url}
-        )
-        return response, [SqsMessage(self, raw) for raw in response.get("Messages", [])]
+        """One ``ReceiveMessage`` call: boto3's response and the messages in it; the
+        ``receive`` step links the contexts they carry."""
+        with self._observing("receive") as op:
+            response: dict[str, Any] = self.client.receive_message(
+                **{**params, "QueueUrl": self.queue_url}
+            )
+            messages = [SqsMessage(self, raw) for raw in response.get("Messages", [])]
+            op.attributes["message_count"] = len(messages)
+            if self.offloader.plugins.observed:
+                op.links.extend(c for c in (m.trace_context for m in messages) if c)
+        return response, messages
 
     def acknowledge(
         self, messages: Iterable[SqsMessage], *, force: bool = False
@@ -244,6 +288,14 @@ class SqsTransport(MessagePublisher):
         if not force:
             for message in messages:
                 message.check_deliverable()
+        with self._observing(
+            "ack",
+            message_id=messages[0].message_id if len(messages) == 1 else None,
+            attributes={"message_count": len(messages)},
+        ):
+            return self._delete(messages)
+
+    def _delete(self, messages: list[SqsMessage]) -> list[BatchFailure]:
         failed: list[BatchFailure] = []
         for chunk in chunked(messages, MAX_BATCH_ENTRIES):
             entries = [

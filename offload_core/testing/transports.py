@@ -67,8 +67,10 @@ class MemoryMessage(Delivery):
     def __init__(
         self, transport: MemoryTransport, message_id: str, body: str, attrs: Mapping[str, Any]
     ) -> None:
+        self.message_id = self._id = message_id
+        self.system = transport.system
+        self.destination = transport.destination
         super().__init__(transport.offloader, body, attrs)
-        self.message_id = message_id
         self.body = body
         self._raw_attributes = dict(attrs)
         self._transport = transport
@@ -78,14 +80,14 @@ class MemoryMessage(Delivery):
         if not force:
             self.check_deliverable()
         with self._transport._lock:
-            self._transport._in_flight.pop(self.message_id, None)
+            self._transport._in_flight.pop(self._id, None)
 
     def release(self) -> None:
         """Give the message back now, for another receive."""
         transport = self._transport
         with transport._lock:
-            if transport._in_flight.pop(self.message_id, None) is not None:
-                transport._queue.appendleft((self.message_id, self.body, self._raw_attributes))
+            if transport._in_flight.pop(self._id, None) is not None:
+                transport._queue.appendleft((self._id, self.body, self._raw_attributes))
 
 
 class MemoryTransport(TransportBase):
@@ -97,6 +99,8 @@ class MemoryTransport(TransportBase):
         ``limits.measure`` (by default the UTF-8 bytes of the body and of the attributes).
     :param max_attributes: the most message attributes one message may carry.
     """
+
+    system = "memory"
 
     def __init__(
         self,

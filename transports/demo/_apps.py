@@ -3,9 +3,7 @@ transport; C is a Lambda function made with offload's ``batch_handler``."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -71,7 +69,6 @@ class Function:
     def __init__(self, offloader: Offloader, progress: Progress | None) -> None:
         from ..aws_lambda import batch_handler
 
-        self._log = logging.getLogger(batch_handler.__module__)
         self.handler: Callable[[Mapping[str, Any], Any], Any] = batch_handler(
             offloader, payload="stream"
         )(self._handle)
@@ -88,20 +85,9 @@ class Function:
 
         def read(got: Tally) -> None:
             self._got, self._what = got, expected.name
-            # A refusal the run expects is reported in its table, not logged as well.
-            with self._quiet() if expected.refusal else nullcontext():
-                self.handler(event, None)
+            self.handler(event, None)
 
         return attempt(label, expected, read)
-
-    @contextmanager
-    def _quiet(self) -> Iterator[None]:
-        level = self._log.level
-        self._log.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            self._log.setLevel(level)
 
 
 class Trigger:

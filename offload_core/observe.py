@@ -1,0 +1,131 @@
+"""What observers see of the claim check while it happens: operations that start and finish.
+
+Each step (``publish``, ``prepare``, ``store``, ``send``, ``receive``, ``process``,
+``resolve``, ``locate``, ``read``, ``verify``, ``delete``, ``ack``) is an :class:`Operation`
+handed to the ``offload_started`` and ``offload_finished`` hooks; a tracing plugin makes a span
+of each. Operations nest as the calls do (``store`` inside ``prepare`` inside ``publish``);
+what an outer one knows (the transport, the destination, the message id) its inner ones
+inherit. Publishers ask observers for a trace context to carry (``offload_inject``); consumers
+hand observers the contexts their messages carried (:attr:`Operation.links`).
+
+When no observer is registered, nothing is called and nothing is recorded: an operation is a
+small object and the hooks are skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+
+__all__ = ["Operation", "OperationName", "current", "observing"]
+
+OperationName = Literal[
+    "publish",
+    "prepare",
+    "store",
+    "send",
+    "receive",
+    "process",
+    "resolve",
+    "locate",
+    "read",
+    "verify",
+    "delete",
+    "ack",
+]
+
+_current: ContextVar[Operation | None] = ContextVar("offload_operation", default=None)
+
+
+@dataclass(eq=False)
+class Operation:
+    """One step of the claim check, from start to finish.
+
+    ``attributes`` grows as the step learns things (``size``, ``stored_size``, ``codec``,
+    ``checksum``, ``pointer_format``, ``stored``, ``location``, ``body_size``,
+    ``message_count``); ``error`` is set when it fails. Observers keep their own per-operation
+    state (a span) in ``state``, under a key of their own.
+    """
+
+    name: OperationName
+    parent: Operation | None = None
+    #: The messaging system (``"aws_sqs"``, ``"aws.sns"``, ``"aws.eventbridge"``), if any.
+    system: str | None = None
+    destination: str | None = None
+    message_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    #: The trace contexts the messages of this step carried (one per message), as text maps.
+    links: list[Mapping[str, str]] = field(default_factory=list)
+    error: BaseException | None = None
+    started: float = field(default_factory=time.perf_counter)
+    #: How long it took, once finished.
+    seconds: float | None = None
+    state: dict[object, Any] = field(default_factory=dict, repr=False)
+
+    def find(self, name: Literal["system", "destination", "message_id"]) -> str | None:
+        """This operation's ``name`` field, else the nearest enclosing operation's."""
+        op: Operation | None = self
+        while op is not None:
+            value: str | None = getattr(op, name)
+            if value is not None:
+                return value
+            op = op.parent
+        return None
+
+
+def current() -> Operation | None:
+    """The operation under way in this context (thread or task), if one is observed."""
+    return _current.get()
+
+
+@contextmanager
+def observing(plugins: Plugins, name: OperationName, **fields: Any) -> Iterator[Operation]:
+    """Run the body as operation ``name``, nested in the current one (or ``parent=``); observers
+    hear of its start and finish (with the error, if it raised). Unobserved, only the object is
+    made, so that events still say which message a step was for."""
+    op = Operation(name, **fields)
+    if op.parent is None:
+        op.parent = _current.get()
+    token = _current.set(op)
+    if not plugins.observed:
+        try:
+            yield op
+        finally:
+            _current.reset(token)
+        return
+    plugins.started(op)
+    try:
+        yield op
+    except BaseException as exc:
+        op.error = exc
+        raise
+    finally:
+        op.seconds = time.perf_counter() - op.started
+        _current.reset(token)
+        plugins.finished(op)
+
+
+def begin(plugins: Plugins, name: OperationName, **fields: Any) -> Operation | None:
+    """Start an operation that outlives the call (a stream being read); :func:`end` finishes
+    it. It does not become the current one. ``None`` when nothing observes."""
+    if not plugins.observed:
+        return None
+    op = Operation(name, **fields)
+    if op.parent is None:
+        op.parent = _current.get()
+    plugins.started(op)
+    return op
+
+
+def end(plugins: Plugins, op: Operation, error: BaseException | None = None) -> None:
+    """Finish an operation :func:`begin` started."""
+    op.error = error
+    op.seconds = time.perf_counter() - op.started
+    plugins.finished(op)
