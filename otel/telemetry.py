@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from offload_core import __version__, default_plugins, hookimpl
 from offload_core.errors import ConfigurationError, MissingDependencyError
-from offload_core.events import ErrorEvent, ResolvedEvent, SentEvent, StoredEvent
+from offload_core.events import ErrorEvent, ResolvedEvent, StoredEvent
 from offload_core.observe import Operation, current
 from offload_core.plugins import Plugins
 
@@ -124,9 +125,6 @@ class Telemetry:
         self._resolve_duration = meter.create_histogram(
             "offload.resolve.duration", "s", "Time to resolve and verify a payload"
         )
-        self._sent = meter.create_counter(
-            "offload.messages.sent", "{message}", "Messages sent, inline or with a stored payload"
-        )
         self._errors = meter.create_counter(
             "offload.errors", "{error}", "Failed stores, resolves and sends"
         )
@@ -159,8 +157,20 @@ class Telemetry:
 
     @hookimpl
     def offload_started(self, operation: Operation) -> None:
+        if not _wanted(operation):
+            return
+        span = self._open(operation)
+        if current() is operation:  # a step that runs within a call: its span is current
+            operation.state[(self, _TOKEN)] = otel_context.attach(trace.set_span_in_context(span))
+
+    def _open(self, operation: Operation, start_time: int | None = None) -> Span:
+        """Start ``operation``'s span (and its on-demand parents')."""
         parent = operation.parent
-        parent_span: Span | None = parent.state.get(self) if parent is not None else None
+        parent_span: Span | None = None
+        if parent is not None:
+            parent_span = parent.state.get(self)
+            if parent_span is None and parent.name in _ON_DEMAND and parent.seconds is None:
+                parent_span = self._open(parent, _wall_ns(parent))
         links = [Link(c) for c in map(self._extract, operation.links) if c is not None]
         if parent_span is not None:
             ctx = trace.set_span_in_context(parent_span)
@@ -171,19 +181,18 @@ class Telemetry:
                 # A consumer with nothing around it continues its one message's trace.
                 ctx = trace.set_span_in_context(NonRecordingSpan(links[0].context), ctx)
         kind, op_type, op_name = _MESSAGING.get(operation.name, (SpanKind.INTERNAL, "", ""))
-        destination = operation.find("destination")
         attributes: dict[str, Any] = {}
         if op_type or operation.message_id is not None or operation.system is not None:
             attributes.update(self._messaging(operation, op_type, op_name))
         if op_type:
+            destination = operation.find("destination")
             name = f"{op_name} {destination_name(destination)}" if destination else op_name
         else:
             name = f"offload.{operation.name}"
-        span = self.tracer.start_span(name, ctx, kind, attributes, links)
+        span = self.tracer.start_span(name, ctx, kind, attributes, links, start_time)
         operation.state[self] = span
         operation.state[(self, _LINKED)] = len(operation.links)
-        if current() is operation:  # a step that runs within a call: its span is current
-            operation.state[(self, _TOKEN)] = otel_context.attach(trace.set_span_in_context(span))
+        return span
 
     @hookimpl
     def offload_finished(self, operation: Operation) -> None:
@@ -254,11 +263,6 @@ class Telemetry:
         self._resolve_duration.record(event.seconds, labels)
 
     @hookimpl
-    def offload_sent(self, event: SentEvent) -> None:
-        stored = {"offload.stored": event.location is not None}
-        self._sent.add(1, _labels(event.system, event.destination, stored))
-
-    @hookimpl
     def offload_error(self, event: ErrorEvent) -> None:
         labels = {
             "offload.operation": event.operation,
@@ -268,8 +272,29 @@ class Telemetry:
         self._errors.add(1, _labels(event.system, event.destination, labels))
 
 
+#: Steps that get a span only when a step inside them does (preparing that stores).
+_ON_DEMAND = frozenset({"prepare"})
+
+
+def _wanted(operation: Operation) -> bool:
+    """Whether a step gets a span of its own as it starts. Preparing gets one when it stores;
+    the service call of a publish when the publish stored a payload or sends a batch: one
+    inline message is one span (the call inside it is the client library's to trace)."""
+    if operation.name in _ON_DEMAND:
+        return False
+    if operation.name == "send" and operation.parent is not None:
+        publish = operation.parent.attributes
+        return bool(publish.get("stored")) or publish.get("message_count", 1) > 1
+    return True
+
+
 _TOKEN = "token"
 _LINKED = "linked"
+
+
+def _wall_ns(operation: Operation) -> int:
+    """When ``operation`` started, on the wall clock."""
+    return time.time_ns() - int((time.perf_counter() - operation.started) * 1e9)
 
 
 def _labels(system: str | None, destination: str | None, more: dict[str, Any]) -> dict[str, Any]:
