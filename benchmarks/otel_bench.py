@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/otel_bench.py [--count 600] [--rounds 15] [--size 10MiB] [--json out.json]
+    python benchmarks/otel_bench.py [--count 1000] [--rounds 41] [--size 10MiB] [--json out.json]
 
 A moto server runs in a process of its own. In this process one :class:`SqsTransport` on an S3
 store sends; "on" means :class:`offload_otel.Telemetry` enabled with the OpenTelemetry SDK as an
@@ -100,8 +100,8 @@ def alternate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--count", type=int, default=600, help="1 KiB sends, on and off each")
-    parser.add_argument("--rounds", type=int, default=15, help="round trips, on and off each")
+    parser.add_argument("--count", type=int, default=1000, help="1 KiB sends, on and off each")
+    parser.add_argument("--rounds", type=int, default=41, help="round trips, on and off each")
     parser.add_argument("--size", default="10MiB", help="round-trip payload size")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)

@@ -19,12 +19,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from .plugins import Plugins
 
-__all__ = ["Operation", "OperationName", "current", "observing"]
+__all__ = ["Observer", "Operation", "OperationName", "current", "observing"]
 
 OperationName = Literal[
     "publish",
@@ -129,3 +129,37 @@ def end(plugins: Plugins, op: Operation, error: BaseException | None = None) -> 
     op.error = error
     op.seconds = time.perf_counter() - op.started
     plugins.finished(op)
+
+
+class Observer:
+    """Base of an observer plugin that is switched on and off at run time, never on import:
+    subclasses implement observer hooks as methods (``@hookimpl``)."""
+
+    _enabled_in: Plugins | None = None
+
+    def enable(self: _O, plugins: Plugins | None = None) -> _O:
+        """Start observing ``plugins`` (the process-wide ones by default); returns ``self``."""
+        from .errors import ConfigurationError
+        from .plugins import default_plugins
+
+        if self._enabled_in is not None:
+            raise ConfigurationError(f"{self!r} is already enabled; disable it first")
+        plugins = plugins or default_plugins()
+        plugins.register(self, name=f"{type(self).__name__}-{id(self):x}")
+        self._enabled_in = plugins
+        return self
+
+    def disable(self) -> None:
+        """Stop observing; what already started still finishes."""
+        if self._enabled_in is not None:
+            self._enabled_in.unregister(self)
+            self._enabled_in = None
+
+    def __enter__(self: _O) -> _O:
+        return self if self._enabled_in is not None else self.enable()
+
+    def __exit__(self, *exc: object) -> None:
+        self.disable()
+
+
+_O = TypeVar("_O", bound=Observer)

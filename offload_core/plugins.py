@@ -82,7 +82,8 @@ class Plugins:
         self._registry: Registry | None = None
         self._lock = threading.Lock()
         self._observed: bool | None = None
-        self._listening: dict[str, bool] = {}
+        #: Observer hook name -> its implementations, as (function, argument names).
+        self._observers: dict[str, list[tuple[Any, tuple[str, ...], str]]] = {}
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class Plugins:
         with self._lock:
             self._registry = None  # rebuilt on next use
             self._observed = None
-            self._listening = {}
+            self._observers = {}
         return registered
 
     def unregister(self, plugin: object) -> None:
@@ -147,7 +148,7 @@ class Plugins:
         with self._lock:
             self._registry = None
             self._observed = None
-            self._listening = {}
+            self._observers = {}
 
     # -- the registry ----------------------------------------------------------------------
 
@@ -256,20 +257,24 @@ class Plugins:
         """Whether any plugin follows operations (``offload_started`` / ``offload_finished``)."""
         observed = self._observed
         if observed is None:
-            hooks = self.pm.hook
             observed = bool(
-                hooks.offload_started.get_hookimpls() or hooks.offload_finished.get_hookimpls()
+                self._implementations("offload_started")
+                or self._implementations("offload_finished")
             )
             self._observed = observed
         return observed
 
     def listens(self, hook_name: str) -> bool:
         """Whether any plugin implements the observer hook ``hook_name`` (``offload_sent``)."""
-        listening = self._listening.get(hook_name)
-        if listening is None:
-            listening = bool(getattr(self.pm.hook, hook_name).get_hookimpls())
-            self._listening[hook_name] = listening
-        return listening
+        return bool(self._implementations(hook_name))
+
+    def _implementations(self, hook_name: str) -> list[tuple[Any, tuple[str, ...], str]]:
+        found = self._observers.get(hook_name)
+        if found is None:
+            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+            found = [(impl.function, tuple(impl.argnames), impl.plugin_name) for impl in impls]
+            self._observers[hook_name] = found
+        return found
 
     def started(self, operation: Operation) -> None:
         self._call_observers("offload_started", operation=operation)
@@ -285,11 +290,11 @@ class Plugins:
         return carrier
 
     def _call_observers(self, hook_name: str, **args: object) -> None:
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+        for function, argnames, plugin_name in self._implementations(hook_name):
             try:
-                impl.function(*[args[name] for name in impl.argnames])
+                function(*[args[name] for name in argnames])
             except Exception:
-                log.exception("observer %s.%s failed", impl.plugin_name, hook_name)
+                log.exception("observer %s.%s failed", plugin_name, hook_name)
 
     def add_commands(self, cli: click.Group) -> None:
         self.pm.hook.offload_register_commands(cli=cli)

@@ -94,6 +94,17 @@ class BatchFailure:
     sender_fault: bool
     outcome_unknown: bool = False
 
+    def error(self, operation: str, destination: str, context: str = "") -> TransportError:
+        """This failure as the error a single send raises (``context`` prefixes the text)."""
+        return TransportError(
+            f"{context}{self.code}: {self.message}",
+            operation=operation,
+            code=self.code,
+            destination=destination,
+            retryable=not self.sender_fault,
+            outcome_unknown=self.outcome_unknown,
+        )
+
     @classmethod
     def unanswered(cls, entry_id: str) -> BatchFailure:
         """An entry the service's answer does not mention: it may have been accepted."""
@@ -321,14 +332,7 @@ class TransportBase(ABC):
                         )
                     )
             elif failed:
-                error = TransportError(
-                    f"{outcome.code}: {outcome.message}",
-                    operation="send",
-                    code=outcome.code,
-                    destination=self.destination,
-                    retryable=not outcome.sender_fault,
-                    outcome_unknown=outcome.outcome_unknown,
-                )
+                error = outcome.error("send", self.destination)
                 plugins.notify(
                     ErrorEvent("send", error, None, None, self.destination, self.system, seconds)
                 )

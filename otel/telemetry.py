@@ -13,11 +13,10 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from offload_core import __version__, default_plugins, hookimpl
+from offload_core import __version__, hookimpl
 from offload_core.errors import ConfigurationError, MissingDependencyError
 from offload_core.events import ErrorEvent, ResolvedEvent, StoredEvent
-from offload_core.observe import Operation, current
-from offload_core.plugins import Plugins
+from offload_core.observe import Observer, Operation, current
 
 __all__ = ["Telemetry"]
 
@@ -79,7 +78,7 @@ def _propagator(propagator: PropagatorName | TextMapPropagator) -> TextMapPropag
     )
 
 
-class Telemetry:
+class Telemetry(Observer):
     """Traces and metrics of offload's operations, through OpenTelemetry's API.
 
     :param tracer_provider: where spans go; the global one by default.
@@ -88,7 +87,8 @@ class Telemetry:
         ``"xray"`` (``X-Amzn-Trace-Id``), ``"global"`` (OpenTelemetry's configured one,
         ``OTEL_PROPAGATORS``) or a ``TextMapPropagator``.
 
-    Call :meth:`enable` to start; it registers this object as an offload observer plugin.
+    :meth:`enable` starts it (it registers this object as an offload observer plugin),
+    :meth:`disable` stops it; ``with Telemetry(...):`` does both.
     """
 
     def __init__(
@@ -100,6 +100,7 @@ class Telemetry:
     ) -> None:
         self.propagator = _propagator(propagator)
         self._fallback = TraceContextTextMapPropagator()
+        self._shapes: dict[tuple[str, str | None, str | None, bool], Any] = {}
         self.tracer = trace.get_tracer(
             "offload", __version__, tracer_provider, schema_url=SCHEMA_URL
         )
@@ -128,30 +129,6 @@ class Telemetry:
         self._errors = meter.create_counter(
             "offload.errors", "{error}", "Failed stores, resolves and sends"
         )
-        self._plugins: Plugins | None = None
-
-    # -- switching on and off ------------------------------------------------------------------
-
-    def enable(self, plugins: Plugins | None = None) -> Telemetry:
-        """Start observing ``plugins`` (the process-wide ones by default); returns ``self``."""
-        if self._plugins is not None:
-            raise ConfigurationError("this Telemetry is already enabled; disable it first")
-        plugins = plugins or default_plugins()
-        plugins.register(self, name=f"offload-otel-{id(self):x}")
-        self._plugins = plugins
-        return self
-
-    def disable(self) -> None:
-        """Stop observing; spans already started still end."""
-        if self._plugins is not None:
-            self._plugins.unregister(self)
-            self._plugins = None
-
-    def __enter__(self) -> Telemetry:
-        return self if self._plugins is not None else self.enable()
-
-    def __exit__(self, *exc: object) -> None:
-        self.disable()
 
     # -- spans ---------------------------------------------------------------------------------
 
@@ -161,7 +138,9 @@ class Telemetry:
             return
         span = self._open(operation)
         if current() is operation:  # a step that runs within a call: its span is current
-            operation.state[(self, _TOKEN)] = otel_context.attach(trace.set_span_in_context(span))
+            ctx = trace.set_span_in_context(span)
+            operation.state[(self, _CONTEXT)] = ctx
+            operation.state[(self, _TOKEN)] = otel_context.attach(ctx)
 
     def _open(self, operation: Operation, start_time: int | None = None) -> Span:
         """Start ``operation``'s span (and its on-demand parents')."""
@@ -171,7 +150,11 @@ class Telemetry:
             parent_span = parent.state.get(self)
             if parent_span is None and parent.name in _ON_DEMAND and parent.seconds is None:
                 parent_span = self._open(parent, _wall_ns(parent))
-        links = [Link(c) for c in map(self._extract, operation.links) if c is not None]
+        links = (
+            [Link(c) for c in map(self._extract, operation.links) if c is not None]
+            if operation.links
+            else []
+        )
         if parent_span is not None:
             ctx = trace.set_span_in_context(parent_span)
         else:
@@ -180,15 +163,9 @@ class Telemetry:
             if not ambient.is_valid and len(links) == 1:
                 # A consumer with nothing around it continues its one message's trace.
                 ctx = trace.set_span_in_context(NonRecordingSpan(links[0].context), ctx)
-        kind, op_type, op_name = _MESSAGING.get(operation.name, (SpanKind.INTERNAL, "", ""))
-        attributes: dict[str, Any] = {}
-        if op_type or operation.message_id is not None or operation.system is not None:
-            attributes.update(self._messaging(operation, op_type, op_name))
-        if op_type:
-            destination = operation.find("destination")
-            name = f"{op_name} {destination_name(destination)}" if destination else op_name
-        else:
-            name = f"offload.{operation.name}"
+        kind, name, attributes = self._shape(operation)
+        if operation.message_id is not None:
+            attributes["messaging.message.id"] = operation.message_id
         span = self.tracer.start_span(name, ctx, kind, attributes, links, start_time)
         operation.state[self] = span
         operation.state[(self, _LINKED)] = len(operation.links)
@@ -200,13 +177,18 @@ class Telemetry:
         if span is None:
             return
         token = operation.state.pop((self, _TOKEN), None)
-        for carrier in operation.links[operation.state.pop((self, _LINKED), 0) :]:
-            found = self._extract(carrier)
-            if found is not None:
-                span.add_link(found)
+        operation.state.pop((self, _CONTEXT), None)
+        linked = operation.state.pop((self, _LINKED), 0)
+        if len(operation.links) > linked:
+            for carrier in operation.links[linked:]:
+                found = self._extract(carrier)
+                if found is not None:
+                    span.add_link(found)
+        attributes = _span_attributes(operation.attributes)
         if operation.message_id is not None:
-            span.set_attribute("messaging.message.id", operation.message_id)
-        span.set_attributes(_span_attributes(operation.attributes))
+            attributes["messaging.message.id"] = operation.message_id
+        if attributes:
+            span.set_attributes(attributes)
         error = operation.error
         if error is not None:
             span.set_attribute("error.type", type(error).__qualname__)
@@ -218,8 +200,9 @@ class Telemetry:
 
     @hookimpl
     def offload_inject(self, operation: Operation, carrier: dict[str, str]) -> None:
-        span: Span | None = operation.state.get(self)
-        ctx = trace.set_span_in_context(span) if span is not None else None
+        ctx = operation.state.get((self, _CONTEXT))
+        if ctx is None and (span := operation.state.get(self)) is not None:
+            ctx = trace.set_span_in_context(span)
         self.propagator.inject(carrier, context=ctx)
 
     def _extract(self, carrier: Mapping[str, str]) -> SpanContext | None:
@@ -230,20 +213,31 @@ class Telemetry:
                 return found
         return None
 
-    def _messaging(self, operation: Operation, op_type: str, op_name: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        system = operation.find("system")
-        destination = operation.find("destination")
-        if system is not None:
-            out["messaging.system"] = system
-        if destination is not None:
-            out["messaging.destination.name"] = destination_name(destination)
-        if op_type:
-            out["messaging.operation.type"] = op_type
-            out["messaging.operation.name"] = op_name
-        if operation.message_id is not None:
-            out["messaging.message.id"] = operation.message_id
-        return out
+    def _shape(self, operation: Operation) -> tuple[SpanKind, str, dict[str, Any]]:
+        """A step's span kind, name and first attributes (the same for every step of one kind
+        on one destination, so they are made once)."""
+        own = operation.system is not None or operation.message_id is not None
+        key = (operation.name, operation.find("system"), operation.find("destination"), own)
+        shape = self._shapes.get(key)
+        if shape is None:
+            name, system, destination, _ = key
+            kind, op_type, op_name = _MESSAGING.get(name, (SpanKind.INTERNAL, "", ""))
+            attributes: dict[str, Any] = {}
+            if op_type or own:
+                if system is not None:
+                    attributes["messaging.system"] = system
+                if destination is not None:
+                    attributes["messaging.destination.name"] = destination_name(destination)
+            if op_type:
+                attributes["messaging.operation.type"] = op_type
+                attributes["messaging.operation.name"] = op_name
+                span_name = f"{op_name} {destination_name(destination)}" if destination else op_name
+            else:
+                span_name = f"offload.{name}"
+            shape = (kind, span_name, attributes)
+            if len(self._shapes) < _MAX_SHAPES:
+                self._shapes[key] = shape
+        return shape[0], shape[1], dict(shape[2])
 
     # -- metrics -------------------------------------------------------------------------------
 
@@ -289,6 +283,9 @@ def _wanted(operation: Operation) -> bool:
 
 
 _TOKEN = "token"
+_CONTEXT = "context"
+#: Span shapes remembered (destinations are few; past this, shapes are made each time).
+_MAX_SHAPES = 4096
 _LINKED = "linked"
 
 

@@ -43,6 +43,7 @@ from offload_core.errors import (
 from offload_core.offloader import Offloader
 from offload_core.testing.aws import MotoServer
 from offload_transports.aws_lambda import (
+    PowertoolsMetrics,
     Record,
     batch_handler,
     powertools_handler,
@@ -387,6 +388,35 @@ def test_powertools_batch_processor_reports_the_same_failures(
     assert response == {"batchItemFailures": [{"itemIdentifier": "bad-pointer"}]}
     assert seen == [SMALL.encode(), LARGE.encode()]
     assert batch_handler(samples_off)(handle)(event, None) == response
+
+
+def test_powertools_tracer_and_metrics_wrap_the_handler_and_get_offloads_numbers(
+    samples_off: Offloader, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools import Metrics, Tracer
+
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here
+    tracer = Tracer(service="orders")
+    metrics = Metrics(namespace="offload-test", service="orders")
+    seen: list[bytes] = []
+
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics(raise_on_empty_metrics=True)
+    @batch_handler(samples_off)
+    def handler(payload: bytes, record: Record) -> None:
+        seen.append(payload)
+
+    with PowertoolsMetrics(metrics).enable(samples_off.plugins):
+        assert handler(sample("sqs.json"), None) == {"batchItemFailures": []}
+    assert seen == [SMALL.encode(), LARGE.encode()]
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    emf = json.loads(line)
+    assert emf["OffloadPayloadsResolved"] == [1.0]
+    assert emf["OffloadBytesResolved"] == [float(len(LARGE))]
+    assert emf["OffloadResolveTime"][0] > 0
+    assert "OffloadErrors" not in emf
+    names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert names == {"OffloadPayloadsResolved", "OffloadBytesResolved", "OffloadResolveTime"}
 
 
 def test_powertools_fifo_processor_skips_the_rest_of_a_failed_group(

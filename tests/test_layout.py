@@ -14,12 +14,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGIN_PACKAGES = ("offload_backends", "offload_transports", "backends", "transports")
+PLUGIN_PACKAGES = (
+    "offload_backends",
+    "offload_transports",
+    "offload_otel",
+    "backends",
+    "transports",
+    "otel",
+)
 #: Import package -> the folder it is installed from.
 FOLDERS = {
     "offload_core": ROOT / "offload_core",
     "offload_backends": ROOT / "backends",
     "offload_transports": ROOT / "transports",
+    "offload_otel": ROOT / "otel",
 }
 #: The AWS kit, and the test helpers, which ship with the core but are not part of it.
 KIT = "offload_core.aws"
@@ -106,12 +114,24 @@ def test_core_modules_never_import_the_aws_kit() -> None:
 
 @pytest.mark.parametrize(
     ("plugin", "other"),
-    [("offload_backends", "offload_transports"), ("offload_transports", "offload_backends")],
+    [
+        ("offload_backends", "offload_transports"),
+        ("offload_transports", "offload_backends"),
+        ("offload_otel", "offload_backends"),
+        ("offload_otel", "offload_transports"),
+        ("offload_backends", "offload_otel"),
+        ("offload_transports", "offload_otel"),
+    ],
 )
 def test_builtin_plugins_never_import_each_other(plugin: str, other: str) -> None:
     modules = [name for name in MODULES if _within(name, plugin)]
     folder = FOLDERS[other].name  # the name it has in the source tree
     assert _offenders(modules, (other, folder)) == {}
+
+
+def test_only_the_otel_plugin_knows_opentelemetry() -> None:
+    others = [name for name in MODULES if not _within(name, "offload_otel")]
+    assert _offenders(others, ("opentelemetry",)) == {}
 
 
 def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
@@ -198,7 +218,12 @@ def test_wheel_installs_only_prefixed_packages(tmp_path: Path) -> None:
         top = {n.split("/")[0] for n in names}
         dist_info = next(t for t in top if t.endswith(".dist-info"))
         entry_points = zf.read(f"{dist_info}/entry_points.txt").decode()
-    assert top - {dist_info} == {"offload_core", "offload_backends", "offload_transports"}
+    assert top - {dist_info} == {
+        "offload_core",
+        "offload_backends",
+        "offload_transports",
+        "offload_otel",
+    }
     assert "offload_core/py.typed" in names
     assert "offload_backends/plugin.py" in names
     assert "offload_core/aws/events.py" in names  # the AWS kit ships with the core

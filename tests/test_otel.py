@@ -6,6 +6,8 @@ cannot break delivery. Services are moto's, over HTTP."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +25,7 @@ from offload_core import Attribute, default_plugins, hookimpl
 from offload_core.errors import DigestMismatchError
 from offload_core.offloader import Offloader
 from offload_core.testing.aws import MotoServer
+from offload_core.testing.transports import json_payload
 from offload_otel import Telemetry
 from offload_transports.aws_lambda import batch_handler
 from offload_transports.eventbridge import LEGACY_MAX_ENTRY_SIZE, EventBridgeTransport
@@ -173,8 +176,9 @@ def test_one_trace_from_an_sns_publish_to_raw_enveloped_and_lambda_consumers(
     assert ack.attributes is not None
     assert ack.attributes["messaging.operation.type"] == "settle"
     assert ack.attributes["messaging.message.id"] == message.message_id
+    assert _linked(ack) == {publish.context.span_id}
     # One trace: every consumer span that handled the message is in the publisher's.
-    for span in [process, *resolves, *recorded.spans("offload.verify")]:
+    for span in [process, ack, *resolves, *recorded.spans("offload.verify")]:
         assert span.context.trace_id == trace_id
 
 
@@ -373,6 +377,19 @@ def test_nothing_is_recorded_when_it_is_not_enabled(off: Offloader, sqs: Any) ->
     assert recorded.metric("offload.payloads.stored") == []
 
 
+def test_importing_the_plugin_switches_nothing_on() -> None:
+    code = (
+        "import offload_otel, offload_core\n"
+        "from offload_core import default_plugins\n"
+        "plugins = default_plugins()\n"
+        "print(plugins.observed, plugins.listens('offload_stored'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "False"]
+
+
 class Raising:
     """An observer that fails at every hook."""
 
@@ -462,3 +479,36 @@ def test_batch_entries_of_sns_keep_their_own_attributes(
         got = receive(sqs, url, 3)
     assert sorted(int(m["MessageAttributes"]["n"]["StringValue"]) for m in got) == [0, 1, 2]
     assert all("traceparent" in m["MessageAttributes"] for m in got)
+
+
+def test_an_inline_event_the_context_would_push_over_the_limit_is_stored(
+    off: Offloader, sqs: Any, moto_server: MotoServer
+) -> None:
+    events = moto_server.client("events")
+    bus = unique("otel-edge")
+    events.create_event_bus(Name=bus)
+    try:
+        with new_queue(sqs, "otel-edge") as url:
+            route(events, sqs, bus, {"source": ["otel.edge"]}, url)
+            transport = EventBridgeTransport(
+                bus,
+                off,
+                client=events,
+                source="otel.edge",
+                detail_type="order",
+                max_entry_size=LEGACY_MAX_ENTRY_SIZE,
+            )
+            limits = transport.limits
+            size = LEGACY_MAX_ENTRY_SIZE
+            while limits.measure(json_payload(size), {}) > limits.max_size:
+                size -= 1
+            detail = json_payload(size)  # exactly fits, alone
+            assert transport.send(detail).pointer is None
+            with Recorded().telemetry:
+                assert transport.send(detail).pointer is not None
+            got: list[bytes] = []
+            handler = batch_handler(off)(lambda payload, record: got.append(payload))
+            handler(sqs_event(receive(sqs, url, 2), sqs, url))
+    finally:
+        events.delete_event_bus(Name=bus)
+    assert [json.loads(g) for g in got] == [json.loads(detail)] * 2

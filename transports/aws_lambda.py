@@ -52,8 +52,10 @@ from offload_core.aws.events import AwsMessage, Service, event_messages
 from offload_core.aws.trace import carrier_with_xray
 from offload_core.delivery import Delivery
 from offload_core.errors import IntegrityError, OffloadError
+from offload_core.events import ErrorEvent, ResolvedEvent, StoredEvent
+from offload_core.hookspecs import hookimpl
 from offload_core.message import Attribute
-from offload_core.observe import observing
+from offload_core.observe import Observer, observing
 from offload_core.offloader import Offloader
 from offload_core.pipeline import CHUNK_SIZE, VerifyingReader
 
@@ -63,6 +65,7 @@ __all__ = [
     "BatchOutcome",
     "LambdaHandler",
     "PayloadMode",
+    "PowertoolsMetrics",
     "Record",
     "RecordFailure",
     "batch_handler",
@@ -372,3 +375,40 @@ def powertools_handler(
         return _call(fn, ours, mode, spool_memory)
 
     return handle
+
+
+class PowertoolsMetrics(Observer):
+    """offload's numbers in an aws-lambda-powertools ``Metrics`` (CloudWatch EMF), flushed with
+    the function's own metrics by ``@metrics.log_metrics``::
+
+        metrics = Metrics(namespace="orders")
+        PowertoolsMetrics(metrics).enable()
+
+    Counts ``OffloadPayloadsStored``/``Resolved`` and ``OffloadErrors``; bytes
+    ``OffloadBytesStored`` (after compression), ``OffloadBytesOriginal`` and
+    ``OffloadBytesResolved``; milliseconds ``OffloadStoreTime`` and ``OffloadResolveTime``.
+    """
+
+    def __init__(self, metrics: Any) -> None:
+        #: Anything with Powertools' ``add_metric(name=, unit=, value=)``.
+        self.metrics = metrics
+
+    def _add(self, name: str, unit: str, value: float) -> None:
+        self.metrics.add_metric(name=name, unit=unit, value=value)
+
+    @hookimpl
+    def offload_stored(self, event: StoredEvent) -> None:
+        self._add("OffloadPayloadsStored", "Count", 1)
+        self._add("OffloadBytesStored", "Bytes", event.stored_size)
+        self._add("OffloadBytesOriginal", "Bytes", event.size)
+        self._add("OffloadStoreTime", "Milliseconds", event.seconds * 1000)
+
+    @hookimpl
+    def offload_resolved(self, event: ResolvedEvent) -> None:
+        self._add("OffloadPayloadsResolved", "Count", 1)
+        self._add("OffloadBytesResolved", "Bytes", event.size)
+        self._add("OffloadResolveTime", "Milliseconds", event.seconds * 1000)
+
+    @hookimpl
+    def offload_error(self, event: ErrorEvent) -> None:
+        self._add("OffloadErrors", "Count", 1)

@@ -42,7 +42,6 @@ from offload_core.errors import (
     IncompatibleOptionsError,
     MessageTooLargeError,
     RoutingFieldError,
-    TransportError,
 )
 from offload_core.message import Attribute, AttributeLike, OutgoingMessage
 from offload_core.offloader import Offloader, Sendable
@@ -315,14 +314,10 @@ class EventBridgeTransport(TransportBase):
     def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
         (outcome,) = self._answer_batch([(message, entry)])[0]
         if isinstance(outcome, BatchFailure):
-            raise TransportError(
-                f"EventBridge PutEvents on {self.destination} refused the event: "
-                f"{outcome.code}: {outcome.message}",
-                operation="PutEvents",
-                code=outcome.code,
-                destination=self.destination,
-                retryable=not outcome.sender_fault,
-                outcome_unknown=outcome.outcome_unknown,
+            raise outcome.error(
+                "PutEvents",
+                self.destination,
+                f"EventBridge PutEvents on {self.destination} refused the event: ",
             )
         return outcome
 

@@ -224,18 +224,20 @@ class SqsTransport(MessagePublisher):
         header = xray_header(carrier)
         if header is None:
             return super()._carry(entry, carrier)
-        if not isinstance(entry, BatchEntry):
-            entry = cast(
-                E, BatchEntry(entry.payload, entry.attributes, entry.id, entry.content_type)
-            )
-        assert isinstance(entry, BatchEntry)
-        request = dict(entry.request or {})
+        request = dict(entry.request or {}) if isinstance(entry, BatchEntry) else {}
         system = dict(request.get("MessageSystemAttributes") or {})
         if TRACE_ATTRIBUTE in system:
             return entry
         system[TRACE_ATTRIBUTE] = {"DataType": "String", "StringValue": header}
         request["MessageSystemAttributes"] = system
-        return cast(E, replace(entry, request=request))
+        if isinstance(entry, BatchEntry):
+            return cast(E, replace(entry, request=request))
+        return cast(
+            E,
+            BatchEntry(
+                entry.payload, entry.attributes, entry.id, entry.content_type, request=request
+            ),
+        )
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -288,10 +290,12 @@ class SqsTransport(MessagePublisher):
         if not force:
             for message in messages:
                 message.check_deliverable()
+        observed = self.offloader.plugins.observed
         with self._observing(
             "ack",
             message_id=messages[0].message_id if len(messages) == 1 else None,
             attributes={"message_count": len(messages)},
+            links=[c for c in (m.trace_context for m in messages) if c] if observed else [],
         ):
             return self._delete(messages)
 
