@@ -15,8 +15,8 @@ small object and the hooks are skipped.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -44,7 +44,7 @@ OperationName = Literal[
 _current: ContextVar[Operation | None] = ContextVar("offload_operation", default=None)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Operation:
     """One step of the claim check, from start to finish.
 
@@ -85,31 +85,34 @@ def current() -> Operation | None:
     return _current.get()
 
 
-@contextmanager
-def observing(plugins: Plugins, name: OperationName, **fields: Any) -> Iterator[Operation]:
+class observing(AbstractContextManager[Operation]):
     """Run the body as operation ``name``, nested in the current one (or ``parent=``); observers
     hear of its start and finish (with the error, if it raised). Unobserved, only the object is
     made, so that events still say which message a step was for."""
-    op = Operation(name, **fields)
-    if op.parent is None:
-        op.parent = _current.get()
-    token = _current.set(op)
-    if not plugins.observed:
-        try:
-            yield op
-        finally:
-            _current.reset(token)
-        return
-    plugins.started(op)
-    try:
-        yield op
-    except BaseException as exc:
-        op.error = exc
-        raise
-    finally:
-        op.seconds = time.perf_counter() - op.started
-        _current.reset(token)
-        plugins.finished(op)
+
+    __slots__ = ("_observed", "_op", "_plugins", "_token")
+
+    def __init__(self, plugins: Plugins, name: OperationName, **fields: Any) -> None:
+        self._plugins = plugins
+        self._op = Operation(name, **fields)
+
+    def __enter__(self) -> Operation:
+        op = self._op
+        if op.parent is None:
+            op.parent = _current.get()
+        self._token = _current.set(op)
+        self._observed = self._plugins.observed
+        if self._observed:
+            self._plugins.started(op)
+        return op
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        op = self._op
+        _current.reset(self._token)
+        if self._observed:
+            op.error = error
+            op.seconds = time.perf_counter() - op.started
+            self._plugins.finished(op)
 
 
 def begin(plugins: Plugins, name: OperationName, **fields: Any) -> Operation | None:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from traceback import format_exc
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -294,7 +295,9 @@ class Plugins:
             try:
                 function(*[args[name] for name in argnames])
             except Exception:
-                log.exception("observer %s.%s failed", plugin_name, hook_name)
+                # The traceback as text: a live one would keep the caller's frames (and the
+                # buffers they hold, mid-read) for as long as the log record lives.
+                log.error("observer %s.%s failed\n%s", plugin_name, hook_name, format_exc())
 
     def add_commands(self, cli: click.Group) -> None:
         self.pm.hook.offload_register_commands(cli=cli)
