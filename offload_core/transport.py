@@ -377,6 +377,8 @@ class TransportBase(ABC):
                     )
                     raise
             op.message_id = result.message_id
+            if self.offloader.plugins.observed:
+                op.attributes["body_size"] = utf8_size(message.body)
             op.state[_MESSAGES] = [message]
             self._sent(op, [result])
             return result

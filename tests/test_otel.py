@@ -125,6 +125,8 @@ def test_one_trace_from_an_sns_publish_to_raw_enveloped_and_lambda_consumers(
         assert publish.attributes["messaging.operation.type"] == "send"
         assert publish.attributes["messaging.message.id"] == sent.message_id
         assert publish.attributes["offload.stored"] is True
+        body = off.encode(sent.pointer).body
+        assert publish.attributes["messaging.message.body.size"] == len(body)
         prepare, store = recorded.span("offload.prepare"), recorded.span("offload.store")
         send = recorded.span(f"send {topic_arn.rsplit(':', 1)[-1]}")
         assert _parent(prepare) == _parent(send) == publish.context.span_id
@@ -235,6 +237,10 @@ def test_a_batch_gives_each_entry_the_context_and_a_receive_links_them_all(
         for message in messages:
             message.payload()
         queue.acknowledge(messages)
+    (receiving,) = recorded.spans(f"receive {url.rsplit('/', 1)[-1]}")
+    assert receiving.links == ()  # moto delivered the batch without the header it was sent
+    assert receiving.attributes is not None
+    assert receiving.attributes["messaging.batch.message_count"] == 3
     assert recorded.total("offload.payloads.stored") == 1
     assert recorded.total("offload.payloads.resolved") == 1
 
@@ -476,9 +482,17 @@ def test_batch_entries_of_sns_keep_their_own_attributes(
         topic = SnsTransport(topic_arn, off, client=sns)
         result = topic.send_batch([BatchEntry(SMALL, {"n": Attribute.number(i)}) for i in range(3)])
         assert len(result.successful) == 3
-        got = receive(sqs, url, 3)
-    assert sorted(int(m["MessageAttributes"]["n"]["StringValue"]) for m in got) == [0, 1, 2]
-    assert all("traceparent" in m["MessageAttributes"] for m in got)
+        consumer = SqsTransport(url, off, client=sqs, wait_seconds=1)
+        got: list[Any] = []
+        while len(got) < 3:
+            got += consumer.receive(10)
+        consumer.acknowledge(got, force=True)
+    assert sorted(int(m.attributes["n"].value) for m in got) == [0, 1, 2]
+    assert all("traceparent" in m.attributes for m in got)
+    publish = recorded.span(f"publish {topic_arn.rsplit(':', 1)[-1]}")
+    links = [link for s in recorded.spans(f"receive {url.rsplit('/', 1)[-1]}") for link in s.links]
+    assert len(links) == 3  # a batch links every message it brought
+    assert {link.context.span_id for link in links} == {publish.context.span_id}
 
 
 def test_an_inline_event_the_context_would_push_over_the_limit_is_stored(
