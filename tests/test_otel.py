@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -265,9 +266,12 @@ def test_sns_counts_the_traceparent_attribute_and_drops_it_when_the_budget_is_sp
     assert carried == [1, 10, 10]  # {traceparent}, nine + traceparent, ten
 
 
-def test_eventbridge_carries_the_context_inside_the_event(
-    recorded: Recorded, off: Offloader, sqs: Any, moto_server: MotoServer
-) -> None:
+@contextmanager
+def routed_bus(
+    moto_server: MotoServer, sqs: Any, off: Offloader, **options: Any
+) -> Iterator[tuple[EventBridgeTransport, str]]:
+    """A bus whose events (source ``otel.test``) a rule sends to a fresh queue, a transport on
+    it with 256 KiB entries, and the queue's URL."""
     events = moto_server.client("events")
     bus = unique("otel-bus")
     events.create_event_bus(Name=bus)
@@ -280,28 +284,35 @@ def test_eventbridge_carries_the_context_inside_the_event(
                 client=events,
                 source="otel.test",
                 detail_type="order",
-                keep=["kind"],
                 max_entry_size=LEGACY_MAX_ENTRY_SIZE,
+                **options,
             )
-            small = transport.send({"kind": "order", "id": 7})
-            large = transport.send({"kind": "order", "lines": json.loads(LARGE)["lines"]})
-            assert small.pointer is None
-            assert large.pointer is not None
-            delivered = receive(sqs, url, 2)
-            details = [json.loads(m["Body"])["detail"] for m in delivered]
-            publishes = recorded.spans(f"publish {bus}")
-            assert len(publishes) == 2
-            for detail in details:
-                assert set(detail["traceContext"]) == {"traceparent"}
-            inline = next(d for d in details if "offload" not in d)
-            assert inline["kind"] == "order"
-            assert inline["id"] == 7
-            got: list[Any] = []
-            handler = batch_handler(off)(lambda payload, record: got.append(json.loads(payload)))
-            handler(sqs_event(delivered, sqs, url))
-            assert len(got) == 2
+            yield transport, url
     finally:
         events.delete_event_bus(Name=bus)
+
+
+def test_eventbridge_carries_the_context_inside_the_event(
+    recorded: Recorded, off: Offloader, sqs: Any, moto_server: MotoServer
+) -> None:
+    with routed_bus(moto_server, sqs, off, keep=["kind"]) as (transport, url):
+        small = transport.send({"kind": "order", "id": 7})
+        large = transport.send({"kind": "order", "lines": json.loads(LARGE)["lines"]})
+        assert small.pointer is None
+        assert large.pointer is not None
+        delivered = receive(sqs, url, 2)
+        got: list[Any] = []
+        handler = batch_handler(off)(lambda payload, record: got.append(json.loads(payload)))
+        handler(sqs_event(delivered, sqs, url))
+    assert len(got) == 2
+    details = [json.loads(m["Body"])["detail"] for m in delivered]
+    for detail in details:
+        assert set(detail["traceContext"]) == {"traceparent"}
+    inline = next(d for d in details if "offload" not in d)
+    assert inline["kind"] == "order"
+    assert inline["id"] == 7
+    publishes = recorded.spans(f"publish {transport.destination}")
+    assert len(publishes) == 2
     processes = recorded.spans(f"process {url.rsplit('/', 1)[-1]}")
     assert sorted(next(iter(_linked(p))) for p in processes) == sorted(
         p.context.span_id for p in publishes
@@ -498,31 +509,16 @@ def test_batch_entries_of_sns_keep_their_own_attributes(
 def test_an_inline_event_the_context_would_push_over_the_limit_is_stored(
     off: Offloader, sqs: Any, moto_server: MotoServer
 ) -> None:
-    events = moto_server.client("events")
-    bus = unique("otel-edge")
-    events.create_event_bus(Name=bus)
-    try:
-        with new_queue(sqs, "otel-edge") as url:
-            route(events, sqs, bus, {"source": ["otel.edge"]}, url)
-            transport = EventBridgeTransport(
-                bus,
-                off,
-                client=events,
-                source="otel.edge",
-                detail_type="order",
-                max_entry_size=LEGACY_MAX_ENTRY_SIZE,
-            )
-            limits = transport.limits
-            size = LEGACY_MAX_ENTRY_SIZE
-            while limits.measure(json_payload(size), {}) > limits.max_size:
-                size -= 1
-            detail = json_payload(size)  # exactly fits, alone
-            assert transport.send(detail).pointer is None
-            with Recorded().telemetry:
-                assert transport.send(detail).pointer is not None
-            got: list[bytes] = []
-            handler = batch_handler(off)(lambda payload, record: got.append(payload))
-            handler(sqs_event(receive(sqs, url, 2), sqs, url))
-    finally:
-        events.delete_event_bus(Name=bus)
+    with routed_bus(moto_server, sqs, off) as (transport, url):
+        limits = transport.limits
+        size = LEGACY_MAX_ENTRY_SIZE
+        while limits.measure(json_payload(size), {}) > limits.max_size:
+            size -= 1
+        detail = json_payload(size)  # exactly fits, alone
+        assert transport.send(detail).pointer is None
+        with Recorded().telemetry:
+            assert transport.send(detail).pointer is not None
+        got: list[bytes] = []
+        handler = batch_handler(off)(lambda payload, record: got.append(payload))
+        handler(sqs_event(receive(sqs, url, 2), sqs, url))
     assert [json.loads(g) for g in got] == [json.loads(detail)] * 2
