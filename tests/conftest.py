@@ -136,3 +136,11 @@ def sqs(moto_server: MotoServer) -> Any:
 def sns(moto_server: MotoServer) -> Any:
     """A fresh SNS client per test."""
     return moto_server.client("sns")
+
+
+@pytest.fixture
+def topic_arn(sns: Any) -> Iterator[str]:
+    """A fresh SNS topic, deleted afterwards."""
+    arn: str = sns.create_topic(Name=f"topic-{uuid.uuid4().hex[:12]}")["TopicArn"]
+    yield arn
+    sns.delete_topic(TopicArn=arn)

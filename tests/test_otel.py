@@ -94,13 +94,6 @@ def off(moto_server: MotoServer, bucket: str) -> Offloader:
     return offloader(moto_server, f"s3://{bucket}/{unique('otel')}", pointer_format="native")
 
 
-@pytest.fixture
-def topic_arn(sns: Any) -> Iterator[str]:
-    arn: str = sns.create_topic(Name=unique("otel-topic"))["TopicArn"]
-    yield arn
-    sns.delete_topic(TopicArn=arn)
-
-
 def _parent(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent else None
 

@@ -31,13 +31,6 @@ def off(moto_server: MotoServer, bucket: str) -> Offloader:
 
 
 @pytest.fixture
-def topic_arn(sns: Any) -> Iterator[str]:
-    arn: str = sns.create_topic(Name=unique("topic"))["TopicArn"]
-    yield arn
-    sns.delete_topic(TopicArn=arn)
-
-
-@pytest.fixture
 def topic(topic_arn: str, off: Offloader, sns: Any) -> SnsTransport:
     return SnsTransport(topic_arn, off, client=sns)
 
