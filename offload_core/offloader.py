@@ -257,12 +257,14 @@ class Offloader:
         attributes: Mapping[str, AttributeLike] | None = None,
         limits: Limits | None = None,
         content_type: str | None = None,
+        key: str | None = None,
     ) -> OutgoingMessage:
         """An inline message if the payload fits ``limits`` (and the policy), else store it and
         return the pointer message. Reads at most the limit's worth of a stream to decide.
-        With the AWS pointer format a stored payload must be UTF-8 (see :meth:`store_payload`)."""
+        With the AWS pointer format a stored payload must be UTF-8 (see :meth:`store_payload`).
+        ``key`` names the stored object (under the store's prefix) instead of ``key_naming``."""
         with observing(self.plugins, "prepare") as op:
-            message = self._prepare(payload, attributes, limits, content_type)
+            message = self._prepare(payload, attributes, limits, content_type, key)
             op.attributes["stored"] = message.pointer is not None
             return message
 
@@ -272,6 +274,7 @@ class Offloader:
         attributes: Mapping[str, AttributeLike] | None,
         limits: Limits | None,
         content_type: str | None,
+        key: str | None = None,
     ) -> OutgoingMessage:
         limits = limits or Limits()
         attrs = as_attributes(attributes)
@@ -306,7 +309,7 @@ class Offloader:
             source = payload
         else:
             source = chunks  # a one-shot stream: what was peeked, then the rest
-        pointer = self.store_payload(source, content_type=content_type)
+        pointer = self.store_payload(source, content_type=content_type, key=key)
         try:
             return self._pointer_message(pointer, attrs, limits)
         except BaseException:
@@ -335,17 +338,26 @@ class Offloader:
         with compensating([message.pointer], self.discard, outcome_unknown):
             return send(message)
 
-    def store_payload(self, payload: Sendable, *, content_type: str | None = None) -> Pointer:
+    def store_payload(
+        self, payload: Sendable, *, content_type: str | None = None, key: str | None = None
+    ) -> Pointer:
         """Store the payload (streamed, hashed, maybe compressed) and return its pointer.
 
+        ``key`` names the object (under the store's prefix; an object already there is
+        replaced, as the AWS clients' ``S3Key`` attribute does) instead of ``key_naming``.
         With the AWS pointer format, a payload that is not UTF-8 text is refused (AWS clients
         decode the stored body as text), as it streams and before the upload completes."""
+        if key is not None and self.content_addressed:
+            raise IncompatibleOptionsError(
+                "a chosen key and content-addressed keys exclude each other; the digest names "
+                "the object"
+            )
         payload, content_type = _json_encoded(payload, content_type)
         if self.pointer_format == "aws":
             payload = require_utf8(payload)
         try:
             with observing(self.plugins, "store", attributes={"store": self.store.url}) as op:
-                pointer = self._store(payload, content_type)
+                pointer = self._store(payload, content_type, key)
                 op.attributes.update(_pointer_attributes(pointer))
         except OffloadError as exc:
             self.plugins.notify(ErrorEvent("store", exc, self.store.url, **_fields(op)))
@@ -364,14 +376,15 @@ class Offloader:
         )
         return pointer
 
-    def _store(self, payload: Payload, content_type: str | None) -> Pointer:
+    def _store(self, payload: Payload, content_type: str | None, key: str | None) -> Pointer:
         now = datetime.now(timezone.utc)
         expires = now + self.expires_after if self.expires_after else None
         if self.content_addressed:
             payload, request = self._content_address(payload, now, content_type)
         else:
             request = KeyRequest(now=now, content_type=content_type)
-        key = self.key_naming(request)
+        if key is None:
+            key = self.key_naming(request)
         size = _size_of(payload)  # before the first read moves a file's position
         # Compressed output, not the reads, fills the store's parts: small reads hold less.
         read_size = CHUNK_SIZE if self._codec.name == "none" else _COMPRESSED_READ

@@ -57,13 +57,15 @@ __all__ = [
 @dataclass(frozen=True)
 class Entry:
     """One message to send: its payload, attributes, an id unique within its batch (numbered
-    from 0 when left out) and the content type recorded in a stored payload's pointer."""
+    from 0 when left out), the content type recorded in a stored payload's pointer, and the
+    key its payload is stored under if it is stored (``None``: the offloader names it)."""
 
     payload: Sendable
     #: Values as :func:`~offload_core.message.as_attributes` takes them; kept as Attributes.
     attributes: Mapping[str, AttributeLike] | None = None
     id: str | None = None
     content_type: str | None = None
+    key: str | None = None
 
     def __post_init__(self) -> None:
         if self.attributes is not None:
@@ -263,6 +265,7 @@ class TransportBase(ABC):
             attributes=entry.attributes,
             limits=limits,
             content_type=entry.content_type,
+            key=entry.key,
         )
 
     def _measure(self, message: OutgoingMessage, limits: Limits) -> int:

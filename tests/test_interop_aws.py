@@ -20,7 +20,7 @@ from sqs_support import new_queue, offloader, stored, unique
 from offload_core import Attribute
 from offload_core.offloader import Offloader
 from offload_core.testing.aws import FAKE_CREDENTIALS, MotoServer
-from offload_transports.extended import SqsExtendedClient, split_receipt_handle
+from offload_transports.extended import SnsExtendedClient, SqsExtendedClient, split_receipt_handle
 from offload_transports.sqs import SqsMessage, SqsTransport, to_boto_attributes
 
 PEER = Path(__file__).parent / "data" / "sqs" / "official_peer.py"
@@ -248,3 +248,70 @@ def _receive(queue: SqsTransport, count: int) -> list[SqsMessage]:
         assert batch, f"expected {count} messages, got {len(got)}"
         got += batch
     return got
+
+
+def test_our_sns_drop_in_through_a_topic_to_the_official_receiver(
+    moto_server: MotoServer, sqs: Any, queue_url: str, bucket: str, topic_arn: str
+) -> None:
+    """Our boto3-shaped SNS drop-in publishes (one by one and in a batch, with an ``S3Key`` of
+    the sender's choosing on one message); the official SQS client reads every body back."""
+    sns = moto_server.client("sns")
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    off = offloader(moto_server, f"s3://{bucket}")
+    client = SnsExtendedClient(sns, off)
+    chosen = f"{unique('chosen')}/large-text.txt"
+    for name, body in BODIES.items():
+        attributes = to_boto_attributes(kind_attribute(name))
+        if name == "large-text":
+            attributes["S3Key"] = {"DataType": "String", "StringValue": chosen}
+        assert "MessageId" in client.publish(
+            TopicArn=topic_arn, Message=body, MessageAttributes=attributes
+        )
+    entries = [
+        {"Id": f"b{i}", "Message": body, "MessageAttributes": to_boto_attributes(kind_attribute(n))}
+        for i, (n, body) in enumerate(BODIES.items())
+    ]
+    answer = client.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
+    assert sorted(ok["Id"] for ok in answer["Successful"]) == ["b0", "b1", "b2", "b3"]
+    (received,) = peer(
+        moto_server, [{"op": "receive", "queue": queue_url, "count": 8, "bucket": bucket}]
+    )
+    bodies = sorted((m["MessageAttributes"]["kind"]["StringValue"], m["Body"]) for m in received)
+    assert bodies == sorted([*BODIES.items(), *BODIES.items()])
+    s3 = moto_server.client("s3")
+    assert s3.get_object(Bucket=bucket, Key=chosen)["Body"].read() == LARGE_TEXT.encode()
+    with_key = [m for m in received if "S3Key" in m["MessageAttributes"]]
+    assert [m["MessageAttributes"]["S3Key"]["StringValue"] for m in with_key] == [chosen]
+    peer(
+        moto_server,
+        [{"op": "delete", "queue": queue_url, "handle": m["ReceiptHandle"]} for m in received],
+    )
+
+
+def test_an_s3key_attribute_names_the_object_for_both_clients(
+    moto_server: MotoServer, sqs: Any, queue_url: str, bucket: str, bucket_offloader: Offloader
+) -> None:
+    ours, theirs = unique("ours") + "/payload.txt", unique("theirs") + "/payload.txt"
+
+    def keyed(key: str) -> dict[str, Any]:
+        return {"S3Key": {"DataType": "String", "StringValue": key}}
+
+    # The official client's fixed threshold; ours follows the queue's MaximumMessageSize.
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"MaximumMessageSize": "262144"})
+    client = SqsExtendedClient(sqs, bucket_offloader)
+    client.send_message(QueueUrl=queue_url, MessageBody=LARGE_TEXT, MessageAttributes=keyed(ours))
+    step = {"op": "send", "queue": queue_url, "body": LARGE_JSON, "attributes": keyed(theirs)}
+    peer(moto_server, [step | {"bucket": bucket}])
+    assert {ours, theirs} <= set(stored(bucket_offloader))
+    queue = SqsTransport(queue_url, bucket_offloader, client=sqs, wait_seconds=1)
+    got = {m.pointer.location if m.pointer else "": m for m in _receive(queue, 2)}
+    assert set(got) == {f"s3://{bucket}/{ours}", f"s3://{bucket}/{theirs}"}
+    assert got[f"s3://{bucket}/{ours}"].payload() == LARGE_TEXT.encode()
+    assert got[f"s3://{bucket}/{theirs}"].payload() == LARGE_JSON.encode()
+    queue.acknowledge(got.values())

@@ -419,6 +419,29 @@ def test_powertools_tracer_and_metrics_wrap_the_handler_and_get_offloads_numbers
     assert names == {"OffloadPayloadsResolved", "OffloadBytesResolved", "OffloadResolveTime"}
 
 
+def test_functions_of_three_arguments_get_the_lambda_context(samples_off: Offloader) -> None:
+    context = object()
+    seen: list[tuple[Any, Any]] = []
+
+    def with_context(payload: bytes, record: Record, ctx: Any) -> None:
+        seen.append((record.json_body, ctx))
+        assert record.context is ctx
+
+    event = sample("sqs.json")
+    assert batch_handler(samples_off)(with_context)(event, context) == {"batchItemFailures": []}
+    assert seen == [(json.loads(SMALL), context), (json.loads(LARGE), context)]
+
+    seen.clear()
+    processor = BatchProcessor(event_type=EventType.SQS)
+    process_partial_response(
+        event=event,
+        record_handler=powertools_handler(with_context, samples_off),
+        processor=processor,
+        context=context,
+    )
+    assert seen == [(json.loads(SMALL), context), (json.loads(LARGE), context)]
+
+
 def test_powertools_fifo_processor_skips_the_rest_of_a_failed_group(
     samples_off: Offloader,
 ) -> None:

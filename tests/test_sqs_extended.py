@@ -18,11 +18,12 @@ from offload_core.errors import (
 from offload_core.offloader import Offloader
 from offload_core.testing.aws import MotoServer
 from offload_transports.extended import (
+    SnsExtendedClient,
     SqsExtendedClient,
     embed_receipt_handle,
     split_receipt_handle,
 )
-from offload_transports.sqs import from_boto_attributes, to_boto_attributes
+from offload_transports.sqs import SqsTransport, from_boto_attributes, to_boto_attributes
 
 BIG = "big payload line\n" * 100_000
 ATTRS = {"kind": {"DataType": "String", "StringValue": "order"}}
@@ -248,3 +249,61 @@ def test_sqs_errors_and_answers_are_boto3_s_own(
     assert "Failed" not in response or response["Failed"] == []
     got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     assert sorted(m["Body"] for m in got["Messages"]) == sorted(["small", BIG])
+
+
+# -- the SNS drop-in -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sns_client(moto_server: MotoServer, bucket: str) -> SnsExtendedClient:
+    return SnsExtendedClient(
+        moto_server.client("sns"), offloader(moto_server, f"s3://{bucket}/{unique('sns-x')}")
+    )
+
+
+def test_sns_publish_and_publish_batch_keep_boto3_shapes(
+    sns_client: SnsExtendedClient, sqs: Any, topic_arn: str
+) -> None:
+    with new_queue(sqs, "sns-x") as url:
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        sns_client.subscribe(  # passed to the wrapped client
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=arn["Attributes"]["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        big = "b" * 300_000
+        one = sns_client.publish(TopicArn=topic_arn, Message=big, Subject="s")
+        assert set(one) >= {"MessageId", "ResponseMetadata"}
+        entries = [{"Id": str(i), "Message": m} for i, m in enumerate(["a" * 200_000] * 2)]
+        batch = sns_client.publish_batch(TopicArn=topic_arn, PublishBatchRequestEntries=entries)
+        assert sorted(ok["Id"] for ok in batch["Successful"]) == ["0", "1"]
+        assert len(stored(sns_client.offloader)) == 2  # the big one, and one of the batch
+        received = SqsTransport(url, sns_client.offloader, client=sqs, wait_seconds=1)
+        got: list[Any] = []
+        while len(got) < 3:
+            got += received.receive(10)
+        received.acknowledge(got)
+    assert sorted(len(m.payload()) for m in got) == [200_000, 200_000, 300_000]
+
+
+def test_sns_messages_nothing_could_fetch_a_payload_from_are_passed_on_as_they_are(
+    sns_client: SnsExtendedClient, topic_arn: str
+) -> None:
+    structure = json.dumps({"default": "hello", "sqs": "hello, queue"})
+    sent = sns_client.publish(TopicArn=topic_arn, Message=structure, MessageStructure="json")
+    assert "MessageId" in sent
+    big = json.dumps({"default": "x" * 300_000})
+    with pytest.raises(IncompatibleOptionsError, match="one body per protocol"):
+        sns_client.publish(TopicArn=topic_arn, Message=big, MessageStructure="json")
+    assert "MessageId" in sns_client.publish(PhoneNumber="+15555550123", Message="hi")
+    assert stored(sns_client.offloader) == []
+
+
+def test_a_non_string_s3key_is_refused_before_anything_is_stored(
+    sns_client: SnsExtendedClient, topic_arn: str
+) -> None:
+    attributes = {"S3Key": {"DataType": "Number", "StringValue": "7"}}
+    with pytest.raises(IncompatibleOptionsError, match="S3Key"):
+        sns_client.publish(TopicArn=topic_arn, Message="x" * 300_000, MessageAttributes=attributes)
+    assert stored(sns_client.offloader) == []

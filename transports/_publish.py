@@ -239,12 +239,14 @@ class MessagePublisher(TransportBase):
         deduplication_id: str | None = None,
         delay_seconds: int | None = None,
         request: Mapping[str, Any] | None = None,
+        key: str | None = None,
     ) -> SendResult:
-        """One message with the service's own options."""
+        """One message with the service's own options (``key``: where a stored payload goes)."""
         entry = BatchEntry(
             payload,
             attributes,
             content_type=content_type,
+            key=key,
             group_id=group_id,
             deduplication_id=deduplication_id,
             delay_seconds=delay_seconds,

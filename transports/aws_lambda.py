@@ -41,6 +41,7 @@ aws-lambda-powertools' ``BatchProcessor``, :func:`powertools_handler` makes the 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import tempfile
@@ -117,6 +118,8 @@ class Record(Delivery):
         self.group_id = group_id
         #: The EventBridge event the payload is the detail of (direct, or from an SQS body).
         self.event = event
+        #: The Lambda context of the invocation that delivered the record, when known.
+        self.context: Any = None
         self.message_id = id or None
         self.system = _SYSTEMS[source]
         self.destination = _destination(raw, source)
@@ -160,9 +163,14 @@ class Record(Delivery):
             raise
         return cast(IO[bytes], spooled)
 
-    def json(self) -> Any:
-        """The payload parsed as JSON."""
+    @property
+    def json_body(self) -> Any:
+        """The payload parsed as JSON (Powertools' name; the verified payload, not the pointer)."""
         return json.loads(self.payload())
+
+    def json(self) -> Any:
+        """The payload parsed as JSON (as :attr:`json_body`)."""
+        return self.json_body
 
 
 # -- reading events ------------------------------------------------------------------------
@@ -247,20 +255,39 @@ def _checked(mode: PayloadMode) -> PayloadMode:
     return mode
 
 
+def takes_context(fn: Callable[..., object]) -> bool:
+    """Whether a record function takes the Lambda context: ``fn(payload, record, context)``."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        return False
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 3 or any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters
+    )
+
+
 def _call(
-    fn: Callable[[Any, Record], T],
+    fn: Callable[..., T],
     record: Record,
     mode: PayloadMode,
     spool_memory: int = DEFAULT_SPOOL_MEMORY,
+    with_context: bool = False,
 ) -> T:
-    """``fn(payload, record)`` with the payload in the asked-for shape."""
+    """``fn(payload, record)`` (or ``fn(payload, record, context)``) with the payload in the
+    asked-for shape."""
+    extra = (record.context,) if with_context else ()
     if mode == "bytes":
-        return fn(record.payload(), record)
+        return fn(record.payload(), record, *extra)
     if mode == "spool":
         with record.spool(spool_memory) as spooled:
-            return fn(spooled, record)
+            return fn(spooled, record, *extra)
     with record.open() as stream:
-        result = fn(stream, record)
+        result = fn(stream, record, *extra)
         if isinstance(stream, VerifyingReader) and not stream.verified:
             raise IntegrityError(
                 f"the payload of record {record.id} was not read to its end, so it was never "
@@ -273,16 +300,21 @@ def _call(
 
 def process(
     event: Mapping[str, Any],
-    fn: Callable[[Any, Record], object],
+    fn: Callable[..., object],
     offloader: Offloader,
     *,
     payload: PayloadMode = "bytes",
     spool_memory: int = DEFAULT_SPOOL_MEMORY,
+    context: Any = None,
 ) -> BatchOutcome:
-    """Call ``fn(payload, record)`` for each record of ``event``; collect the failures.
-    ``spool_memory`` is how much of a spooled payload stays in memory."""
+    """Call ``fn(payload, record)`` for each record of ``event`` (``fn(payload, record,
+    context)`` when it takes three arguments); collect the failures. ``spool_memory`` is how
+    much of a spooled payload stays in memory."""
     mode = _checked(payload)
+    with_context = takes_context(fn)
     batch = records(event, offloader)
+    for record in batch:
+        record.context = context
     failures: list[RecordFailure] = []
     failed_groups: set[str] = set()
     for record in batch:
@@ -291,7 +323,7 @@ def process(
             continue
         try:
             with observing(offloader.plugins, "process", **record.operation_fields()):
-                _call(fn, record, mode, spool_memory)
+                _call(fn, record, mode, spool_memory, with_context)
         except Exception as exc:
             failure = RecordFailure(record.id, exc)
             failures.append(failure)
@@ -311,13 +343,18 @@ def process(
 @overload
 def batch_handler(
     offloader: Offloader, *, payload: Literal["bytes"] = "bytes", spool_memory: int = ...
-) -> Callable[[Callable[[bytes, Record], object]], LambdaHandler]: ...
+) -> Callable[
+    [Callable[[bytes, Record], object] | Callable[[bytes, Record, Any], object]], LambdaHandler
+]: ...
 
 
 @overload
 def batch_handler(
     offloader: Offloader, *, payload: Literal["stream", "spool"], spool_memory: int = ...
-) -> Callable[[Callable[[IO[bytes], Record], object]], LambdaHandler]: ...
+) -> Callable[
+    [Callable[[IO[bytes], Record], object] | Callable[[IO[bytes], Record, Any], object]],
+    LambdaHandler,
+]: ...
 
 
 def batch_handler(
@@ -325,18 +362,22 @@ def batch_handler(
     *,
     payload: PayloadMode = "bytes",
     spool_memory: int = DEFAULT_SPOOL_MEMORY,
-) -> Callable[[Callable[[Any, Record], object]], LambdaHandler]:
-    """Turn ``fn(payload, record)`` into a Lambda handler ``(event, context)``.
+) -> Callable[[Callable[..., object]], LambdaHandler]:
+    """Turn ``fn(payload, record)`` into a Lambda handler ``(event, context)``; a function of
+    three arguments also gets the context: ``fn(payload, record, context)`` (it is
+    ``record.context`` too).
 
     For SQS events it returns the partial batch response; for SNS and EventBridge events
     (asynchronous invocations, whose result Lambda ignores) a failed record's error is raised.
     """
     mode = _checked(payload)
 
-    def decorate(fn: Callable[[Any, Record], object]) -> LambdaHandler:
+    def decorate(fn: Callable[..., object]) -> LambdaHandler:
         @functools.wraps(fn)
         def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-            outcome = process(event, fn, offloader, payload=mode, spool_memory=spool_memory)
+            outcome = process(
+                event, fn, offloader, payload=mode, spool_memory=spool_memory, context=context
+            )
             asynchronous = any(r.source != "sqs" for r in outcome.records)
             if asynchronous and outcome.failures and outcome.failures[0].error is not None:
                 raise outcome.failures[0].error
@@ -348,15 +389,17 @@ def batch_handler(
 
 
 def powertools_handler(
-    fn: Callable[[Any, Record], T],
+    fn: Callable[..., T],
     offloader: Offloader,
     *,
     payload: PayloadMode = "bytes",
     spool_memory: int = DEFAULT_SPOOL_MEMORY,
-) -> Callable[[Any], T]:
+) -> Callable[..., T]:
     """A record handler for aws-lambda-powertools' ``BatchProcessor(EventType.SQS)`` (or
     ``SqsFifoPartialProcessor``): it resolves the record's payload and calls
-    ``fn(payload, record)``; an error fails that record, as the processor reports it.
+    ``fn(payload, record)`` (``fn(payload, record, context)`` for a function of three
+    arguments, with the context the processor was given); an error fails that record, as the
+    processor reports it.
 
     ::
 
@@ -368,11 +411,13 @@ def powertools_handler(
     """
 
     mode = _checked(payload)
+    with_context = takes_context(fn)
 
-    def handle(record: Any) -> T:
+    def handle(record: Any, lambda_context: Any = None) -> T:  # Powertools' parameter name
         raw = getattr(record, "raw_event", record)  # a Powertools data class, or a dict
         (ours,) = records({"Records": [raw]}, offloader)
-        return _call(fn, ours, mode, spool_memory)
+        ours.context = lambda_context
+        return _call(fn, ours, mode, spool_memory, with_context)
 
     return handle
 

@@ -239,7 +239,11 @@ class EventBridgeTransport(TransportBase):
         """``entry`` as an event, with the transport's source and detail type filled in."""
         if not isinstance(entry, EventEntry):
             entry = EventEntry(
-                entry.payload, entry.attributes, id=entry.id, content_type=entry.content_type
+                entry.payload,
+                entry.attributes,
+                id=entry.id,
+                content_type=entry.content_type,
+                key=entry.key,
             )
         if entry.source is None or entry.detail_type is None:
             entry = replace(
@@ -285,7 +289,9 @@ class EventBridgeTransport(TransportBase):
     def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
         event = self._event(entry)
         routing = self._routing(event, payload)
-        message = self.offloader.prepare(payload, limits=limits, content_type=event.content_type)
+        message = self.offloader.prepare(
+            payload, limits=limits, content_type=event.content_type, key=event.key
+        )
         context = event.trace_context
         if message.pointer is None:
             traced = with_member(message.body, TRACE_MEMBER, context) if context else None
@@ -298,7 +304,7 @@ class EventBridgeTransport(TransportBase):
                 return message  # the context does not fit: it does not travel
             body = message.body  # with the context it no longer fits: store it
             message = self.offloader.prepare(
-                body, limits=limits.refusing(body), content_type=event.content_type
+                body, limits=limits.refusing(body), content_type=event.content_type, key=event.key
             )
         if context and TRACE_MEMBER not in routing:
             routing = {**routing, TRACE_MEMBER: dict(context)}

@@ -1,5 +1,6 @@
-"""A drop-in for the official ``amazon-sqs-extended-client``: boto3's SQS calls, argument names
-and return shapes, with large payloads stored through an :class:`Offloader`.
+"""Drop-ins for the official ``amazon-sqs-extended-client`` and ``amazon-sns-extended-client``:
+boto3's SQS and SNS calls, argument names and return shapes, with large payloads stored through
+an :class:`Offloader`.
 
 ::
 
@@ -26,7 +27,16 @@ payload only once SQS has deleted the message (the official client does it the o
 A message from an SNS subscription without raw delivery keeps its envelope, with the payload in
 place of the pointer in ``Message`` (the envelope's signature then no longer verifies).
 
-Errors from SQS are boto3's own; errors about payloads are :mod:`offload_core.errors`.
+As with the official clients, a String message attribute named ``S3Key`` names the object a
+stored payload goes to (under the store's prefix), and stays on the message.
+
+:class:`SnsExtendedClient` does the same for ``publish`` and ``publish_batch`` (the official
+Python client has no batch)::
+
+    sns = SnsExtendedClient(boto3.client("sns"), Offloader("s3://payload-bucket"))
+    sns.publish(TopicArn=topic_arn, Message=big_text)
+
+Errors from SQS and SNS are boto3's own; errors about payloads are :mod:`offload_core.errors`.
 """
 
 from __future__ import annotations
@@ -48,12 +58,20 @@ from offload_core.errors import (
     TransportError,
 )
 from offload_core.formats.aws import parse_s3_location
+from offload_core.message import Attribute
 from offload_core.offloader import RESERVED_ATTRIBUTES, Offloader
 from offload_core.pointer import Pointer
 
+from .sns import SnsTransport
 from .sqs import BatchEntry, SqsMessage, SqsTransport
 
-__all__ = ["SqsExtendedClient", "embed_receipt_handle", "split_receipt_handle"]
+__all__ = [
+    "S3_KEY_ATTRIBUTE",
+    "SnsExtendedClient",
+    "SqsExtendedClient",
+    "embed_receipt_handle",
+    "split_receipt_handle",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +84,10 @@ _EMBEDDED = re.compile(
     re.DOTALL,
 )
 _ENTRY_FIELDS = frozenset({"Id", "MessageBody", "MessageAttributes"})
+_SNS_ENTRY_FIELDS = frozenset({"Id", "Message", "MessageAttributes"})
+
+#: The message attribute with which the official clients let a sender name the object.
+S3_KEY_ATTRIBUTE = "S3Key"
 
 
 def embed_receipt_handle(receipt_handle: str, location: str) -> str:
@@ -147,7 +169,9 @@ class SqsExtendedClient:
         """``SendMessage``, storing the body first if it does not fit the queue."""
         attributes = from_boto_attributes(MessageAttributes)
         with _boto3_errors():
-            sent = self._queue(QueueUrl)._send(MessageBody, attributes, None, request=kwargs)
+            sent = self._queue(QueueUrl)._send(
+                MessageBody, attributes, None, request=kwargs, key=chosen_key(attributes)
+            )
         return dict(sent.response)
 
     def send_message_batch(
@@ -155,15 +179,7 @@ class SqsExtendedClient:
     ) -> dict[str, Any]:
         """``SendMessageBatch``; entries are stored, largest first, until the batch fits. The
         answer is SQS's own (payloads of the entries it refused already removed)."""
-        entries = [
-            BatchEntry(
-                payload=entry["MessageBody"],
-                attributes=from_boto_attributes(entry.get("MessageAttributes")),
-                id=entry["Id"],
-                request={k: v for k, v in entry.items() if k not in _ENTRY_FIELDS},
-            )
-            for entry in Entries
-        ]
+        entries = _entries(Entries, "MessageBody", _ENTRY_FIELDS)
         with _boto3_errors():
             result = self._queue(QueueUrl)._send_chunk(entries)
         (response,) = result.responses
@@ -294,9 +310,126 @@ class SqsExtendedClient:
         return self.sqs.change_message_visibility_batch(QueueUrl=QueueUrl, Entries=entries)
 
 
+class SnsExtendedClient:
+    """boto3's SNS client, extended: messages too large for a topic go through ``offloader``,
+    in the AWS format the official clients (and :class:`SqsExtendedClient`) read.
+
+    :param sns: a boto3 SNS client (``boto3.client("sns")``).
+    :param offloader: where payloads are stored.
+
+    ``publish`` to a topic stores what does not fit (the topic's ``MaximumMessageSize``, counted
+    as SNS counts: body and attributes); ``publish_batch`` stores the largest entries until the
+    batch fits. Messages to a ``TargetArn`` or ``PhoneNumber`` (mobile push, SMS: receivers
+    that cannot fetch a payload) and ``MessageStructure="json"`` messages (one body per
+    protocol) are passed to SNS as they are; one of the latter that does not fit is refused
+    with ``IncompatibleOptionsError``, as the official client refuses it.
+    """
+
+    def __init__(self, sns: Any, offloader: Offloader) -> None:
+        self.sns: Any = sns
+        self.offloader = offloader
+        self._topics: dict[str, SnsTransport] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "sns":
+            raise AttributeError(name)
+        return getattr(self.sns, name)
+
+    def _topic(self, arn: str) -> SnsTransport:
+        with self._lock:
+            if arn not in self._topics:
+                self._topics[arn] = SnsTransport(arn, self.offloader, client=self.sns)
+            return self._topics[arn]
+
+    def publish(
+        self,
+        *,
+        Message: str,
+        TopicArn: str | None = None,
+        MessageAttributes: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """``Publish``, storing the message first if it does not fit the topic."""
+        if TopicArn is None:  # a TargetArn or PhoneNumber: nothing there could fetch a payload
+            response: dict[str, Any] = self.sns.publish(
+                Message=Message, **_given(MessageAttributes), **kwargs
+            )
+            return response
+        topic = self._topic(TopicArn)
+        attributes = from_boto_attributes(MessageAttributes)
+        if kwargs.get("MessageStructure") is not None:
+            limits = topic.limits
+            size = limits.measure(Message, attributes)
+            if size > limits.max_size:
+                raise IncompatibleOptionsError(
+                    f"a MessageStructure='json' message of {size} bytes does not fit the topic's "
+                    f"{limits.max_size}, and one body per protocol cannot be offloaded; publish "
+                    "the payload as one message for every protocol"
+                )
+            response = self.sns.publish(
+                TopicArn=TopicArn, Message=Message, **_given(MessageAttributes), **kwargs
+            )
+            return response
+        with _boto3_errors():
+            sent = topic._send(
+                Message, attributes, None, request=kwargs, key=chosen_key(attributes)
+            )
+        return dict(sent.response)
+
+    def publish_batch(
+        self, *, TopicArn: str, PublishBatchRequestEntries: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """``PublishBatch``; entries are stored, largest first, until the batch fits. The answer
+        is SNS's own (payloads of the entries it refused already removed)."""
+        entries = _entries(PublishBatchRequestEntries, "Message", _SNS_ENTRY_FIELDS)
+        with _boto3_errors():
+            result = self._topic(TopicArn)._send_chunk(entries)
+        (response,) = result.responses
+        return dict(response)
+
+
+def chosen_key(attributes: Mapping[str, Attribute]) -> str | None:
+    """The object key a sender chose with the ``S3Key`` String attribute, if any."""
+    chosen = attributes.get(S3_KEY_ATTRIBUTE)
+    if chosen is None:
+        return None
+    if not isinstance(chosen.value, str) or not chosen.data_type.startswith("String"):
+        raise IncompatibleOptionsError(
+            f"the {S3_KEY_ATTRIBUTE} attribute names the payload's object: a String, not "
+            f"{chosen.data_type}"
+        )
+    return chosen.value
+
+
+def _entries(
+    entries: Sequence[Mapping[str, Any]], body: str, fields: frozenset[str]
+) -> list[BatchEntry]:
+    """boto3 batch entries as ours: body, attributes (an ``S3Key`` one names the object), id,
+    and the rest of each entry's fields passed on."""
+    out = []
+    for entry in entries:
+        attributes = from_boto_attributes(entry.get("MessageAttributes"))
+        out.append(
+            BatchEntry(
+                payload=entry[body],
+                attributes=attributes,
+                id=entry["Id"],
+                key=chosen_key(attributes),
+                request={k: v for k, v in entry.items() if k not in fields},
+            )
+        )
+    return out
+
+
+def _given(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {} if attributes is None else {"MessageAttributes": attributes}
+
+
 @contextmanager
 def _boto3_errors() -> Iterator[None]:
-    """SQS's errors as boto3 raises them (the drop-in's promise), not as ``TransportError``."""
+    """The service's errors as boto3 raises them (the drop-ins' promise), not as
+    ``TransportError``."""
     try:
         yield
     except TransportError as exc:

@@ -235,7 +235,12 @@ class SqsTransport(MessagePublisher):
         return cast(
             E,
             BatchEntry(
-                entry.payload, entry.attributes, entry.id, entry.content_type, request=request
+                entry.payload,
+                entry.attributes,
+                entry.id,
+                entry.content_type,
+                entry.key,
+                request=request,
             ),
         )
 
