@@ -41,6 +41,11 @@ def offload_register_pointer_formats(register: Registrar) -> None:
         "offload_core.formats.foreign:BbcFormat",
         description="read-only: npm @bbc/sqs-extended",
     )
+    register(
+        "message-queue-toolkit",
+        "offload_core.formats.foreign:MessageQueueToolkitFormat",
+        description="read-only: npm message-queue-toolkit (payloadRef)",
+    )
 
 
 @hookimpl

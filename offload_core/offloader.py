@@ -136,6 +136,10 @@ class Offloader:
         before any I/O. Each is a URL, a :class:`~offload_core.store.Store`, or a
         ``(url, storage_options)`` pair; a plain URL served by the same backend as ``store``
         shares ``storage_options`` (credentials, endpoint), any other gets none.
+    :param aliases: location prefixes that pointers of other libraries name by a store's name
+        rather than its address, mapped to store URLs: ``{"mqt://s3/": "s3://bucket/"}`` reads
+        message-queue-toolkit's store ``s3`` from that bucket. The store must still be
+        ``store`` or in ``allow``.
     :param storage_options: options for the backend of ``store`` when it is a URL, such as
         s3fs's ``endpoint_url``, ``profile`` or ``client_kwargs``.
     :param max_payload_size: hard cap on a payload read back (decompressed), in bytes.
@@ -162,6 +166,7 @@ class Offloader:
         threshold: int | None = None,
         mode: Mode = "auto",
         allow: Iterable[str | Store | tuple[str, Mapping[str, Any]]] = (),
+        aliases: Mapping[str, str] | None = None,
         max_payload_size: int = DEFAULT_MAX_PAYLOAD_SIZE,
         expires_after: timedelta | None = None,
         content_addressed: bool = False,
@@ -213,6 +218,7 @@ class Offloader:
         self.key_naming = key_naming
         self._stores: list[Store] = [self.store]
         self._stores += [self._open_allowed(entry, storage_options) for entry in allow]
+        self._aliases = _checked_aliases(aliases or {})
         self._readers: list[PointerFormat] = self.plugins.pointer_readers()
 
     def _open_store(self, store: str | Store, options: Mapping[str, Any] | None) -> Store:
@@ -673,11 +679,27 @@ class Offloader:
         return self._locate(pointer.location)
 
     def _locate(self, location: str) -> tuple[Store, str]:
+        for alias, target in self._aliases:
+            if location.startswith(alias):
+                location = target + location[len(alias) :]
+                break
         for store in self._stores:
             key = store.key_for(location)
             if key is not None:
                 return store, key
         raise LocationNotAllowedError(location)
+
+
+def _checked_aliases(aliases: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``(prefix, target)`` pairs, longest prefix first; both end with ``/``."""
+    out = []
+    for alias, target in aliases.items():
+        if "://" not in alias or "://" not in target:
+            raise ConfigurationError(
+                f"alias {alias!r} -> {target!r}: both must be URLs (mqt://s3/ -> s3://bucket/)"
+            )
+        out.append((alias.rstrip("/") + "/", target.rstrip("/") + "/"))
+    return sorted(out, key=lambda pair: -len(pair[0]))
 
 
 def _fields(op: Operation) -> dict[str, Any]:

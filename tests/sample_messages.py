@@ -13,7 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from offload_core.formats.aws import AwsFormat
-from offload_core.formats.foreign import BbcFormat, BigPayloadFormat, DotnetFormat, PysqsFormat
+from offload_core.formats.foreign import (
+    BbcFormat,
+    BigPayloadFormat,
+    DotnetFormat,
+    MessageQueueToolkitFormat,
+    PysqsFormat,
+)
 from offload_core.formats.native import NativeFormat
 from offload_core.message import Attribute
 from offload_core.pointer import Pointer, PointerFormat
@@ -28,6 +34,7 @@ FORMATS: list[PointerFormat] = [
     PysqsFormat(),
     BigPayloadFormat(),
     BbcFormat(),
+    MessageQueueToolkitFormat(),
 ]
 KEY = "1638422c-ea5d-4d15-85d6-ff616977e002"
 DIGEST = hashlib.sha256(b"hello").hexdigest()
@@ -67,6 +74,18 @@ EXPECTED: dict[str, Pointer | None] = {
     "pysqs": Pointer(f"s3://pysqs-payloads/{KEY}", size=300000, dialect="pysqs"),
     "sns-sqs-big-payload": Pointer(f"s3://big-payloads/{KEY}.json", dialect="sns-sqs-big-payload"),
     "bbc-sqs-extended": Pointer(f"s3://bbc-payloads/{KEY}", dialect="bbc-sqs-extended"),
+    "message-queue-toolkit": Pointer(
+        "mqt://s3/orders/e5ebebd3-f9de-496d-a93a-75a60c30342c",
+        size=7113,
+        stored_size=7113,
+        dialect="message-queue-toolkit",
+    ),
+    "message-queue-toolkit-legacy": Pointer(
+        "mqt://default/orders/e5ebebd3-f9de-496d-a93a-75a60c30342c",
+        size=7113,
+        stored_size=7113,
+        dialect="message-queue-toolkit",
+    ),
     "inline-json": None,
     "inline-app-pointer-lookalike": None,
     "inline-text": None,

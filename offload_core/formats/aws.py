@@ -127,7 +127,8 @@ def s3_location(bucket: object, key: object, *, dialect: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
-def _attribute_size(name: str, attribute: Attribute, *, dialect: str) -> int:
+def attribute_size(name: str, attribute: Attribute, dialect: str) -> int:
+    """A size carried in a Number attribute (``ExtendedPayloadSize``)."""
     value = attribute.value
     if not isinstance(value, str) or not _SIZE_TEXT.match(value):
         fail(dialect, f"attribute {name} must be a Number holding the payload size")
@@ -139,7 +140,7 @@ def declared_size(
 ) -> int | None:
     """The payload size from the size attributes and the body; all that are present must agree."""
     sizes = {
-        name: _attribute_size(name, attributes[name], dialect=dialect)
+        name: attribute_size(name, attributes[name], dialect)
         for name in SIZE_ATTRIBUTES
         if name in attributes
     }

@@ -5,6 +5,13 @@
 - npm sns-sqs-big-payload: ``{"S3Payload":{"Id":..,"Bucket":"b","Key":"k","Location":"https://.."}}``.
 - npm @bbc/sqs-extended: ``{"s3Payload":{"bucket":"b","key":"k"}}`` + ``S3MessageBodyKey``
   (String, ``(bucket)key``).
+- npm message-queue-toolkit: ``{"payloadRef":{"id":"<key>","store":"<name>","size":n[,"codec":
+  "zstd"]},"offloadedPayloadPointer":..,"offloadedPayloadSize":..,<id, type, timestamp>}`` +
+  ``payloadOffloading.size``; before ``payloadRef`` (2025-12) only the two ``offloaded...``
+  fields. ``store`` names one of the publisher's payload stores, not a bucket: the location is
+  ``mqt://<store>/<key>`` (``mqt://default/<key>`` for the older form), which a consumer maps to
+  its store with ``Offloader(aliases={"mqt://s3/": "s3://bucket/"})``. The stored object is the
+  whole message as JSON (zstd-compressed with ``codec``).
 
 The two bare objects look like ordinary application JSON, so they count as pointers only with
 a size attribute present (either name) and exactly their two fields. The npm dialects are
@@ -21,13 +28,25 @@ from offload_core.errors import IncompatibleOptionsError
 from offload_core.message import Attribute
 from offload_core.pointer import EncodedPointer, Pointer
 
-from ._json import check_fields, fail, first_key_signature, get_str, recognise
-from .aws import SIZE_ATTRIBUTES, declared_size, s3_location
+from ._json import brief, check_fields, fail, first_key_signature, get_int, get_str, recognise
+from .aws import SIZE_ATTRIBUTES, attribute_size, declared_size, s3_location
 
-__all__ = ["BBC_KEY_ATTRIBUTE", "BbcFormat", "BigPayloadFormat", "DotnetFormat", "PysqsFormat"]
+__all__ = [
+    "BBC_KEY_ATTRIBUTE",
+    "MQT_SIZE_ATTRIBUTE",
+    "BbcFormat",
+    "BigPayloadFormat",
+    "DotnetFormat",
+    "MessageQueueToolkitFormat",
+    "PysqsFormat",
+]
 
 #: The attribute @bbc/sqs-extended sends with each pointer: ``(bucket)key``.
 BBC_KEY_ATTRIBUTE = "S3MessageBodyKey"
+#: The attribute by which message-queue-toolkit consumers know an offloaded message.
+MQT_SIZE_ATTRIBUTE = "payloadOffloading.size"
+_MQT_STORE = re.compile(r"[A-Za-z0-9._-]{1,255}\Z")
+_MQT_FIELDS = ("payloadRef", "offloadedPayloadPointer")
 _MAX_EXTRA_BYTES = 4096
 
 
@@ -154,3 +173,61 @@ class BbcFormat(_WrappedFormat):
             fail(
                 self.name, f"attribute {BBC_KEY_ATTRIBUTE} does not name the body's bucket and key"
             )
+
+
+class MessageQueueToolkitFormat(_ReadOnlyFormat):
+    """Read-only: Node's message-queue-toolkit (``payloadRef``, and its older two fields)."""
+
+    name = "message-queue-toolkit"
+    markers = (MQT_SIZE_ATTRIBUTE,)
+
+    def decode(self, body: str, attributes: Mapping[str, Attribute]) -> Pointer | None:
+        if MQT_SIZE_ATTRIBUTE not in attributes:  # what its own consumers go by
+            return None
+        obj = recognise(
+            body,
+            dialect=self.name,
+            match=lambda v: isinstance(v, dict) and any(f in v for f in _MQT_FIELDS),
+        )
+        if obj is None:
+            return None
+        ref = obj.get("payloadRef")
+        codec = "none"
+        if ref is not None:
+            if not isinstance(ref, dict):
+                fail(self.name, "payloadRef must be an object")
+            check_fields(
+                ref, required=frozenset({"id", "store", "size"}), allowed=None, dialect=self.name
+            )
+            key = get_str(ref, "id", dialect=self.name, max_len=1024)
+            store = get_str(ref, "store", dialect=self.name, max_len=255)
+            if not _MQT_STORE.match(store):
+                fail(self.name, f"store {brief(store)} is not a name this reader maps to a store")
+            size = get_int(ref["size"], "payloadRef.size", dialect=self.name)
+            if "codec" in ref:
+                codec = get_str(ref, "codec", dialect=self.name, max_len=64)
+                if codec != "zstd":
+                    fail(self.name, f"codec {brief(codec)} is not one this reader decodes")
+        else:
+            check_fields(
+                obj,
+                required=frozenset({"offloadedPayloadPointer", "offloadedPayloadSize"}),
+                allowed=None,
+                dialect=self.name,
+            )
+            key = get_str(obj, "offloadedPayloadPointer", dialect=self.name, max_len=1024)
+            store = "default"
+            size = get_int(obj["offloadedPayloadSize"], "offloadedPayloadSize", dialect=self.name)
+        declared = attribute_size(MQT_SIZE_ATTRIBUTE, attributes[MQT_SIZE_ATTRIBUTE], self.name)
+        if declared != size:
+            fail(self.name, f"attribute {MQT_SIZE_ATTRIBUTE} says {declared}, the body {size}")
+        if key.startswith("/") or "\\" in key or ".." in key.split("/"):
+            fail(self.name, f"id {brief(key)} is not a safe object key")
+        return Pointer(
+            f"mqt://{store}/{key}",
+            # The size is that of the stored bytes: the original's only when not compressed.
+            size=size if codec == "none" else None,
+            stored_size=size,
+            codec=codec,
+            dialect=self.name,
+        )
