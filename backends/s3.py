@@ -1,10 +1,15 @@
-"""The ``s3`` backend: payloads in an S3 bucket or access point, through s3fs's client.
+"""The ``s3`` backend: payloads in an S3 bucket or access point, through s3fs's client or a
+boto3 client.
 
-``S3Store("s3://bucket/optional/prefix", **storage_options)``. Storage options go to
-:class:`s3fs.S3FileSystem` unchanged (``key``/``secret``/``token``, ``profile``, ``session``,
-``endpoint_url``, ``client_kwargs``, ``config_kwargs``, ``requester_pays``,
-``s3_additional_kwargs``, ...); the store's own options are keyword-only and listed on
-:class:`S3Store`. Keys are passed to S3 as ``Bucket``/``Key`` parameters, never as s3fs paths, so
+``S3Store("s3://bucket/optional/prefix", **storage_options)``. With s3fs installed (the ``s3``
+extra), storage options go to :class:`s3fs.S3FileSystem` unchanged (``key``/``secret``/
+``token``, ``profile``, ``session``, ``endpoint_url``, ``client_kwargs``, ``config_kwargs``,
+``requester_pays``, ``s3_additional_kwargs``, ...). Without it (the ``lambda`` extra), or with
+``client=boto3.client("s3")``, requests go through boto3 (:mod:`offload_backends._s3_boto3`:
+the same uploads, downloads and checks, on a thread pool) and the storage options are
+``key``/``secret``/``token``, ``profile``, ``endpoint_url``, ``client_kwargs`` and
+``config_kwargs``. The store's own options are keyword-only and listed on :class:`S3Store`.
+Keys are passed to S3 as ``Bucket``/``Key`` parameters, never as s3fs paths, so
 no key character (``?versionId=``, ``#``) is taken for anything else.
 
 What the store does on every write: server-side encryption and a canned ACL if configured,
@@ -20,13 +25,14 @@ opens an :class:`~offload_backends.mrap.MrapStore` for a Multi-Region Access Poi
 from __future__ import annotations
 
 import errno
+import importlib.util
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
+from functools import partial
 from typing import Any, BinaryIO, Literal, cast
 
 from fsspec.asyn import sync
-from s3fs import S3FileSystem
 
 from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError, error_status
@@ -34,6 +40,7 @@ from offload_core.errors import ConfigurationError, MissingDependencyError, Stor
 from offload_core.formats.aws import parse_s3_location, s3_location_problem
 from offload_core.store import ObjectInfo, StoreStream, key_problem, translating, validate_key
 
+from ._s3_boto3 import Boto3Requests, boto3_s3_client
 from ._s3_checksums import upload_digest
 from ._s3_io import MAX_PART_SIZE, MIN_PART_SIZE, MultipartWriter, ObjectReader
 from .fsspec_store import translate_fsspec_error
@@ -145,7 +152,10 @@ class S3Store:
         Object Ownership is "Bucket owner enforced".
     :param expected_bucket_owner: the account id that must own the bucket; sent with every
         request, so a bucket re-created by another account is never written or read.
-    :param storage_options: passed to :class:`s3fs.S3FileSystem` unchanged.
+    :param client: a boto3 S3 client to send every request through, instead of s3fs (the
+        default when s3fs is installed); then no other storage options are taken.
+    :param storage_options: passed to :class:`s3fs.S3FileSystem` unchanged, or, without s3fs,
+        used to make a boto3 client.
     """
 
     #: Canonical root URL: ``s3://bucket`` or ``s3://bucket/prefix``.
@@ -166,6 +176,7 @@ class S3Store:
         kms_key_id: str | None = None,
         acl: str | None = None,
         expected_bucket_owner: str | None = None,
+        client: Any = None,
         **storage_options: Any,
     ) -> None:
         _require_botocore()
@@ -213,10 +224,29 @@ class S3Store:
         self.read_retries = read_retries
         self.checksum_algorithm = checksum_algorithm
         self.checksum_type = checksum_type
-        #: The s3fs filesystem whose client (and event loop) every request goes through.
-        self.fs: Any = S3FileSystem(
-            s3_additional_kwargs=extra, config_kwargs=config, **storage_options
-        )
+        #: The s3fs filesystem whose client (and event loop) every request goes through, or
+        #: ``None`` when a boto3 :attr:`client` does.
+        self.fs: Any = None
+        #: The boto3 client every request goes through, or ``None`` when s3fs's does.
+        self.client: Any = None
+        if client is None and importlib.util.find_spec("s3fs") is not None:
+            from s3fs import S3FileSystem
+
+            self.fs = S3FileSystem(
+                s3_additional_kwargs=extra, config_kwargs=config, **storage_options
+            )
+            self._call: Any = self.fs._call_s3
+            self._loop: Any = self.fs.loop
+            self._sync: Any = partial(sync, self.fs.loop, self.fs._call_s3)
+        else:
+            if client is not None and storage_options:
+                raise ConfigurationError(
+                    f"the S3 store on a given client takes no storage options "
+                    f"({', '.join(sorted(storage_options))}): configure the client"
+                )
+            self.client = client or boto3_s3_client({**storage_options, "config_kwargs": config})
+            requests = Boto3Requests(self.client, extra, max(concurrency, read_concurrency) + 2)
+            self._call, self._loop, self._sync = requests.call, requests.loop, requests.request
 
     @classmethod
     def _serves_mrap(cls) -> bool:
@@ -246,8 +276,8 @@ class S3Store:
     # -- requests ------------------------------------------------------------------------------
 
     def _request(self, method: str, **params: Any) -> Any:
-        """One S3 request through s3fs (its retries and additional kwargs), from this thread."""
-        return sync(self.fs.loop, self.fs._call_s3, method, Bucket=self.bucket, **params)
+        """One S3 request (through s3fs: its retries and additional kwargs), from this thread."""
+        return self._sync(method, Bucket=self.bucket, **params)
 
     def _get(self, object_key: str) -> Any:
         """The ``GetObject`` response (headers and an open body) that a read starts from."""
@@ -289,8 +319,8 @@ class S3Store:
                 if self._exists(object_key):
                     raise FileExistsError(errno.EEXIST, "an object already exists", location)
         writer = MultipartWriter(
-            self.fs._call_s3,
-            self.fs.loop,
+            self._call,
+            self._loop,
             self.bucket,
             object_key,
             location=location,
@@ -328,8 +358,8 @@ class S3Store:
         with translating(translate_fsspec_error, location):
             response = self._get(object_key)
         reader = ObjectReader(
-            self.fs._call_s3,
-            self.fs.loop,
+            self._call,
+            self._loop,
             self.bucket,
             object_key,
             response,

@@ -143,10 +143,13 @@ class ErrorStub:
 
 
 def store_client(store: Any) -> Any:
-    """The aiobotocore client every request of an S3 store goes through (create the store with
-    ``skip_instance_cache=True`` so that handlers on it reach no other store)."""
+    """The client every request of an S3 store goes through: its boto3 client, or s3fs's
+    aiobotocore one (create the store with ``skip_instance_cache=True`` so that handlers on it
+    reach no other store)."""
     from fsspec.asyn import sync
 
+    if store.fs is None:
+        return store.client
     return sync(store.fs.loop, store.fs.set_session)
 
 

@@ -73,12 +73,8 @@ def make_store(moto_server: MotoServer, bucket: str) -> MakeStore:
     payloads over one part uploaded in parts."""
 
     def make(**options: Any) -> S3Store:
-        options = {
-            "part_size": PART,
-            "multipart_threshold": PART,
-            **moto_server.storage_options(),
-            **options,
-        }
+        connection = {} if "client" in options else moto_server.storage_options()
+        options = {"part_size": PART, "multipart_threshold": PART, **connection, **options}
         return S3Store(f"s3://{bucket}/{uuid.uuid4().hex}", **options)
 
     return make
@@ -140,6 +136,28 @@ class TestS3StoreRangedReads(TestS3Store):
     @pytest.fixture
     def store(self, make_store: MakeStore) -> S3Store:
         return make_store(read_concurrency=3)
+
+
+class TestS3StoreOnBoto3(TestS3Store):
+    """The same store with every request on a boto3 client (the Lambda path, no s3fs)."""
+
+    @pytest.fixture
+    def store(self, make_store: MakeStore, moto_server: MotoServer) -> S3Store:
+        return make_boto3_store(make_store, moto_server, read_concurrency=1)
+
+
+class TestS3StoreOnBoto3RangedReads(TestS3Store):
+    @pytest.fixture
+    def store(self, make_store: MakeStore, moto_server: MotoServer) -> S3Store:
+        return make_boto3_store(make_store, moto_server, read_concurrency=3)
+
+
+def make_boto3_store(make_store: MakeStore, moto_server: MotoServer, **options: Any) -> S3Store:
+    client = moto_server.client("s3")
+    store = make_store(client=client, **options)
+    assert store.fs is None
+    assert store.client is client
+    return store
 
 
 # -- selection and configuration ----------------------------------------------------------------

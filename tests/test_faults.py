@@ -16,6 +16,7 @@ losing its payload (``test_sqs.py``).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
 import uuid
@@ -30,6 +31,7 @@ from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, 
 from s3_faults import CuttingProxy, ErrorStub, Faults, store_client
 from sqs_support import new_queue, unique
 
+from offload_backends._s3_boto3 import boto3_s3_client
 from offload_backends.s3 import S3Store
 from offload_core import HmacSigner
 from offload_core.errors import (
@@ -96,20 +98,43 @@ def queue_url(clean_sqs: Any) -> Iterator[str]:
         yield url
 
 
+#: Which client the stores of a test send through: s3fs's, or a boto3 client (no s3fs).
+_DRIVER = "s3fs"
+
+
+@pytest.fixture(autouse=True, params=["s3fs", "boto3"])
+def driver(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every fault test runs on both of the S3 store's clients."""
+    global _DRIVER
+    _DRIVER = request.param
+    yield request.param
+    _DRIVER = "s3fs"
+
+
+#: The store's own options (the rest of ``s3_store``'s options configure the connection).
+_OWN = frozenset(inspect.signature(S3Store.__init__).parameters) - {"self", "url", "client"}
+
+
 def s3_store(
     moto: MotoServer, url: str, *, faults: Faults | None = None, **options: Any
 ) -> S3Store:
     """A store with its own client (so its faults reach no other store), not retrying."""
-    storage = {**moto.storage_options(), **options}
-    store = S3Store(
-        url,
-        part_size=PART,
-        multipart_threshold=PART,
-        skip_instance_cache=True,
-        config_kwargs=NO_RETRIES,
-        **storage,
-    )
-    store.fs.retries = 1  # s3fs's own retries, on this store's filesystem only
+    own = {k: v for k, v in options.items() if k in _OWN}
+    connection = {**moto.storage_options(), **{k: v for k, v in options.items() if k not in own}}
+    if _DRIVER == "boto3":
+        client = boto3_s3_client({**connection, "config_kwargs": NO_RETRIES})
+        store = S3Store(url, part_size=PART, multipart_threshold=PART, client=client, **own)
+    else:
+        store = S3Store(
+            url,
+            part_size=PART,
+            multipart_threshold=PART,
+            skip_instance_cache=True,
+            config_kwargs=NO_RETRIES,
+            **connection,
+            **own,
+        )
+        store.fs.retries = 1  # s3fs's own retries, on this store's filesystem only
     if faults is not None:
         faults.attach(store_client(store))
     return store

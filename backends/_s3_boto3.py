@@ -1,0 +1,117 @@
+"""The S3 store's requests on a boto3 client: what the store does without s3fs and aiohttp.
+
+:class:`~offload_backends.s3.S3Store` drives its uploads and downloads
+(:mod:`offload_backends._s3_io`) through one awaitable ``call(method, **params)`` on an event
+loop. Here that call runs the boto3 client's method on a bounded thread pool and is awaited on
+fsspec's I/O loop thread, so the same upload and download logic (parts, concurrency, resumed
+reads, checksums) runs on the client a Lambda runtime already has. Response bodies become
+awaitable too. The store's request options (encryption, ACL, expected owner) go to the
+operations whose input takes them, as s3fs's ``s3_additional_kwargs`` do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from fsspec.asyn import get_loop
+
+__all__ = ["Boto3Requests", "boto3_s3_client"]
+
+#: s3fs storage options -> boto3 client arguments.
+_CREDENTIALS = {"key": "aws_access_key_id", "secret": "aws_secret_access_key"}
+_CREDENTIALS["token"] = "aws_session_token"
+
+
+class _AsyncBody:
+    """A botocore ``StreamingBody`` read on the pool, awaited on the loop."""
+
+    __slots__ = ("_pool", "_stream")
+
+    def __init__(self, stream: Any, pool: ThreadPoolExecutor) -> None:
+        self._stream = stream
+        self._pool = pool
+
+    async def read(self, size: int = -1) -> bytes:
+        data: bytes = await asyncio.get_running_loop().run_in_executor(
+            self._pool, self._stream.read, size
+        )
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class Boto3Requests:
+    """S3 requests of one store on a boto3 client.
+
+    :param client: a boto3 S3 client (thread-safe; its own retries apply).
+    :param extra: request parameters added to every operation that takes them.
+    :param threads: requests in flight at once.
+    """
+
+    def __init__(self, client: Any, extra: Mapping[str, Any], threads: int) -> None:
+        self.client = client
+        self._extra = dict(extra)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offload-s3")
+        self._accepted: dict[str, frozenset[str]] = {}
+        #: The loop the store's streams await their requests on.
+        self.loop: asyncio.AbstractEventLoop = get_loop()
+
+    def _params(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        if not self._extra:
+            return dict(params)
+        accepted = self._accepted.get(method)
+        if accepted is None:
+            model = self.client.meta.service_model
+            name = self.client.meta.method_to_api_mapping[method]
+            accepted = frozenset(model.operation_model(name).input_shape.members)
+            self._accepted[method] = accepted
+        extra = {k: v for k, v in self._extra.items() if k in accepted and k not in params}
+        return {**params, **extra}
+
+    def _run(self, method: str, params: Mapping[str, Any]) -> Any:
+        response = getattr(self.client, method)(**self._params(method, params))
+        if "Body" in response and method == "get_object":
+            response["Body"] = _AsyncBody(response["Body"], self._pool)
+        return response
+
+    async def call(self, method: str, **params: Any) -> Any:
+        """``await call("get_object", Bucket=..., Key=...)``, as ``S3FileSystem._call_s3``."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(self._run, method, params))
+
+    def request(self, method: str, **params: Any) -> Any:
+        """One request, made on the calling thread."""
+        return self._run(method, params)
+
+
+def boto3_s3_client(options: Mapping[str, Any]) -> Any:
+    """A boto3 S3 client from s3fs-style storage options (``key``/``secret``/``token``,
+    ``profile``, ``endpoint_url``, ``client_kwargs``, ``config_kwargs``)."""
+    import boto3
+    from botocore.config import Config
+
+    from offload_core.errors import ConfigurationError
+
+    options = dict(options)
+    session_args = {"profile_name": options.pop("profile", None)}
+    client_args: dict[str, Any] = dict(options.pop("client_kwargs", None) or {})
+    for ours, theirs in _CREDENTIALS.items():
+        if options.get(ours) is not None:
+            client_args[theirs] = options.pop(ours)
+        options.pop(ours, None)
+    if options.get("endpoint_url") is not None:
+        client_args["endpoint_url"] = options.pop("endpoint_url")
+    options.pop("endpoint_url", None)
+    config = dict(options.pop("config_kwargs", None) or {})
+    if options:
+        raise ConfigurationError(
+            f"the S3 store on a boto3 client does not take {sorted(options)}; install s3fs "
+            "(offload[s3]) for s3fs's options, or pass client=boto3.client('s3', ...)"
+        )
+    session = boto3.Session(**{k: v for k, v in session_args.items() if v is not None})
+    return session.client("s3", config=Config(**config), **client_args)
