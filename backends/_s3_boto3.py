@@ -3,7 +3,7 @@
 :class:`~offload_backends.s3.S3Store` drives its uploads and downloads
 (:mod:`offload_backends._s3_io`) through one awaitable ``call(method, **params)`` on an event
 loop. Here that call runs the boto3 client's method on a bounded thread pool and is awaited on
-fsspec's I/O loop thread, so the same upload and download logic (parts, concurrency, resumed
+one I/O loop thread, so the same upload and download logic (parts, concurrency, resumed
 reads, checksums) runs on the client a Lambda runtime already has. Response bodies become
 awaitable too. The store's request options (encryption, ACL, expected owner) go to the
 operations whose input takes them, as s3fs's ``s3_additional_kwargs`` do.
@@ -11,13 +11,15 @@ operations whose input takes them, as s3fs's ``s3_additional_kwargs`` do.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fsspec.asyn import get_loop
+from ._loop import io_loop
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Boto3Requests", "boto3_s3_client"]
 
@@ -36,6 +38,8 @@ class _AsyncBody:
         self._pool = pool
 
     async def read(self, size: int = -1) -> bytes:
+        import asyncio
+
         data: bytes = await asyncio.get_running_loop().run_in_executor(
             self._pool, self._stream.read, size
         )
@@ -58,8 +62,11 @@ class Boto3Requests:
         self._extra = dict(extra)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offload-s3")
         self._accepted: dict[str, frozenset[str]] = {}
-        #: The loop the store's streams await their requests on.
-        self.loop: asyncio.AbstractEventLoop = get_loop()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the store's streams await their requests on (started on first use)."""
+        return io_loop()
 
     def _params(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         if not self._extra:
@@ -81,6 +88,8 @@ class Boto3Requests:
 
     async def call(self, method: str, **params: Any) -> Any:
         """``await call("get_object", Bucket=..., Key=...)``, as ``S3FileSystem._call_s3``."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, partial(self._run, method, params))
 
@@ -113,5 +122,6 @@ def boto3_s3_client(options: Mapping[str, Any]) -> Any:
             f"the S3 store on a boto3 client does not take {sorted(options)}; install s3fs "
             "(offload[s3]) for s3fs's options, or pass client=boto3.client('s3', ...)"
         )
-    session = boto3.Session(**{k: v for k, v in session_args.items() if v is not None})
-    return session.client("s3", config=Config(**config), **client_args)
+    if session_args["profile_name"] is None:  # the default session: its loaded data is shared
+        return boto3.client("s3", config=Config(**config), **client_args)
+    return boto3.Session(**session_args).client("s3", config=Config(**config), **client_args)

@@ -31,8 +31,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from fsspec.asyn import sync
-
 from offload_core.aws.errors import error_status
 from offload_core.errors import (
     DigestMismatchError,
@@ -42,18 +40,16 @@ from offload_core.errors import (
 )
 from offload_core.pipeline import is_frozen
 
+from ._errors import translate_fsspec_error
+from ._loop import sync
 from ._s3_checksums import Digest, append, encode, expected_checksum, new_digest
-from .fsspec_store import translate_fsspec_error
+from ._s3_limits import MAX_PARTS, MIN_PART_SIZE
 
 __all__ = ["MAX_PARTS", "MIN_PART_SIZE", "Call", "MultipartWriter", "ObjectReader"]
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-#: S3's smallest part (all but the last) and most parts per upload.
-MIN_PART_SIZE = 5 * MiB
-MAX_PART_SIZE = 5 * 1024 * MiB
-MAX_PARTS = 10_000
 #: The pieces a single-stream download hands over; two are prefetched.
 STREAM_BLOCK = MiB
 

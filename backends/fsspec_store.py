@@ -26,41 +26,28 @@ from fsspec.core import split_protocol, url_to_fs
 from fsspec.registry import get_filesystem_class
 from fsspec.spec import AbstractBufferedFile
 
-from offload_core.aws.errors import storage_error
 from offload_core.errors import (
     ConfigurationError,
     MissingDependencyError,
     PayloadNotFoundError,
     StorageError,
-    TransientStorageError,
 )
 from offload_core.store import (
     ObjectInfo,
     StoreStream,
     key_problem,
     key_under,
-    translate_os_error,
     translating,
     validate_key,
 )
 
-__all__ = ["FsspecStore", "translate_fsspec_error"]
+from ._errors import translate_fsspec_error
+
+__all__ = ["FsspecStore", "translate_fsspec_error"]  # the latter from ._errors
 
 log = logging.getLogger(__name__)
 
 # How s3fs translates throttling (EBUSY) and S3 InternalError (EREMOTEIO) into OSError.
-_TRANSIENT_ERRNOS = frozenset({errno.EBUSY, getattr(errno, "EREMOTEIO", errno.EIO)})
-
-
-def translate_fsspec_error(exc: BaseException, location: str) -> Exception | None:
-    """Map fsspec's ``OSError`` family, and the errors of S3 through s3fs (botocore's, read by
-    :func:`offload_core.aws.errors.storage_error`), to offload errors."""
-    mapped = storage_error(exc, location)
-    if mapped is not None:
-        return mapped
-    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
-        return TransientStorageError(f"{location}: {exc}; try again", location=location)
-    return translate_os_error(exc, location)
 
 
 def _canonical_url(url: str) -> str:

@@ -30,7 +30,7 @@ from offload_core.errors import (
     PayloadNotFoundError,
 )
 
-from .fsspec_store import translate_fsspec_error
+from ._errors import translate_fsspec_error
 from .s3 import S3Store
 
 __all__ = ["MrapStore", "require_sigv4a"]

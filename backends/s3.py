@@ -29,10 +29,7 @@ import importlib.util
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
-from functools import partial
 from typing import Any, BinaryIO, Literal, cast
-
-from fsspec.asyn import sync
 
 from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError, error_status
@@ -40,10 +37,11 @@ from offload_core.errors import ConfigurationError, MissingDependencyError, Stor
 from offload_core.formats.aws import parse_s3_location, s3_location_problem
 from offload_core.store import ObjectInfo, StoreStream, key_problem, translating, validate_key
 
+from ._errors import translate_fsspec_error
+from ._loop import sync
 from ._s3_boto3 import Boto3Requests, boto3_s3_client
 from ._s3_checksums import upload_digest
-from ._s3_io import MAX_PART_SIZE, MIN_PART_SIZE, MultipartWriter, ObjectReader
-from .fsspec_store import translate_fsspec_error
+from ._s3_limits import MAX_PART_SIZE, MIN_PART_SIZE
 
 __all__ = ["BucketNotFoundError", "S3Store", "split_url"]
 
@@ -235,9 +233,7 @@ class S3Store:
             self.fs = S3FileSystem(
                 s3_additional_kwargs=extra, config_kwargs=config, **storage_options
             )
-            self._call: Any = self.fs._call_s3
-            self._loop: Any = self.fs.loop
-            self._sync: Any = partial(sync, self.fs.loop, self.fs._call_s3)
+            self._io: Any = _S3fsRequests(self.fs)
         else:
             if client is not None and storage_options:
                 raise ConfigurationError(
@@ -245,8 +241,7 @@ class S3Store:
                     f"({', '.join(sorted(storage_options))}): configure the client"
                 )
             self.client = client or boto3_s3_client({**storage_options, "config_kwargs": config})
-            requests = Boto3Requests(self.client, extra, max(concurrency, read_concurrency) + 2)
-            self._call, self._loop, self._sync = requests.call, requests.loop, requests.request
+            self._io = Boto3Requests(self.client, extra, max(concurrency, read_concurrency) + 2)
 
     @classmethod
     def _serves_mrap(cls) -> bool:
@@ -277,7 +272,7 @@ class S3Store:
 
     def _request(self, method: str, **params: Any) -> Any:
         """One S3 request (through s3fs: its retries and additional kwargs), from this thread."""
-        return self._sync(method, Bucket=self.bucket, **params)
+        return self._io.request(method, Bucket=self.bucket, **params)
 
     def _get(self, object_key: str) -> Any:
         """The ``GetObject`` response (headers and an open body) that a read starts from."""
@@ -318,9 +313,11 @@ class S3Store:
             with translating(translate_fsspec_error, location):
                 if self._exists(object_key):
                     raise FileExistsError(errno.EEXIST, "an object already exists", location)
+        from ._s3_io import MultipartWriter
+
         writer = MultipartWriter(
-            self._call,
-            self._loop,
+            self._io.call,
+            self._io.loop,
             self.bucket,
             object_key,
             location=location,
@@ -357,9 +354,11 @@ class S3Store:
         location = self.location(key)
         with translating(translate_fsspec_error, location):
             response = self._get(object_key)
+        from ._s3_io import ObjectReader
+
         reader = ObjectReader(
-            self._call,
-            self._loop,
+            self._io.call,
+            self._io.loop,
             self.bucket,
             object_key,
             response,
@@ -408,6 +407,18 @@ class S3Store:
             if not page.get("IsTruncated") or not token:
                 return
             params["ContinuationToken"] = token
+
+
+class _S3fsRequests:
+    """Requests through s3fs's client on fsspec's I/O loop (s3fs's retries and additional
+    kwargs apply), in the shape :class:`~offload_backends._s3_boto3.Boto3Requests` has."""
+
+    def __init__(self, fs: Any) -> None:
+        self.call = fs._call_s3
+        self.loop = fs.loop
+
+    def request(self, method: str, **params: Any) -> Any:
+        return sync(self.loop, self.call, method, **params)
 
 
 def _request_options(

@@ -79,7 +79,8 @@ class Plugins:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
-        self._dists: dict[str, tuple[str | None, str | None]] = {}
+        #: Plugin name -> its distribution (or its name and version), read when asked for.
+        self._dists: dict[str, Any] = {}
         self._registry: Registry | None = None
         self._lock = threading.Lock()
         self._observed: bool | None = None
@@ -114,13 +115,9 @@ class Plugins:
                 continue
             if self.pm.has_plugin(ep.name):
                 continue  # the same distribution seen twice on sys.path
-            dist = ep.dist
-            self.register(
-                ep.load(),
-                name=ep.name,
-                distribution=dist.metadata["Name"] if dist else None,
-                version=dist.version if dist else None,
-            )
+            registered = self.register(ep.load(), name=ep.name)
+            # Its metadata is parsed only if someone asks (``offload plugins``): not at start.
+            self._dists[registered] = ep.dist
         self.pm.check_pending()
 
     def register(
@@ -310,7 +307,7 @@ class Plugins:
             if plugin is None:
                 continue
             hooks = tuple(sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ()))
-            dist, version = self._dists.get(name, (None, None))
+            dist, version = _name_and_version(self._dists.get(name))
             out.append(PluginInfo(name, dist, version, hooks))
         return out
 
@@ -331,6 +328,12 @@ class Plugins:
             row.update(by_plugin.get(info.name, {}))
             out.append(row)
         return out
+
+
+def _name_and_version(dist: Any) -> tuple[str | None, str | None]:
+    if dist is None or isinstance(dist, tuple):
+        return dist or (None, None)
+    return dist.metadata["Name"], dist.version
 
 
 _default: Plugins | None = None

@@ -4,6 +4,7 @@ names of message attributes. The AWS transports pass :func:`sqs_message_size` (o
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -13,8 +14,9 @@ from offload_core.policy import attribute_bytes
 
 __all__ = ["check_attribute_names", "sendable_size", "sqs_message_size"]
 
-#: Characters SQS accepts in a message body (and so SNS, for its SQS subscribers).
-_UNSENDABLE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Characters SQS refuses in a message body (and so SNS, for its SQS subscribers); compiled on
+#: first use (a few milliseconds that a consumer never needs).
+_UNSENDABLE = "[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}\Z")
 
 
@@ -27,9 +29,14 @@ def sqs_message_size(body: str, attributes: Mapping[str, Attribute]) -> int:
 def sendable_size(body: str, attributes: Mapping[str, Attribute]) -> int:
     """:func:`sqs_message_size`, or "too large for any queue" when SQS would refuse the body
     (control characters), so that such a body is stored rather than sent."""
-    if _UNSENDABLE.search(body):
+    if _unsendable().search(body):
         return 2**63 - 1
     return sqs_message_size(body, attributes)
+
+
+@functools.cache
+def _unsendable() -> re.Pattern[str]:
+    return re.compile(_UNSENDABLE)
 
 
 def check_attribute_names(attributes: Mapping[str, Attribute], service: str) -> None:

@@ -1,0 +1,51 @@
+"""One event loop on a daemon thread for the S3 store's requests on a boto3 client, and the call
+that waits for a coroutine on a loop from another thread (fsspec's I/O loop, for s3fs)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["io_loop", "sync"]
+
+T = TypeVar("T")
+
+_loop: asyncio.AbstractEventLoop | None = None
+_lock = threading.Lock()
+
+
+def io_loop() -> asyncio.AbstractEventLoop:
+    """The process's loop for S3 requests, started on first use (a daemon thread)."""
+    import asyncio
+
+    global _loop
+    with _lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="offload-s3-io", daemon=True)
+            thread.start()
+            _loop = loop
+        return _loop
+
+
+def sync(
+    loop: asyncio.AbstractEventLoop, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any
+) -> T:
+    """``await fn(*args, **kw)`` on ``loop``, from a thread that is not the loop's own."""
+    import asyncio
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        raise RuntimeError("sync() called from the loop's own thread would wait forever")
+
+    async def run() -> T:
+        return await fn(*args, **kw)
+
+    return asyncio.run_coroutine_threadsafe(run(), loop).result()
