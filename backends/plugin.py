@@ -27,7 +27,7 @@ def offload_register_backends(register: Registrar) -> None:
         "s3",
         "offload_backends.s3_factory:open_store",
         schemes=("s3",),
-        extra="s3",
+        extra="aws",
         description="an S3 bucket or access point through s3fs; MRAP ARNs open the mrap backend",
     )
     register(

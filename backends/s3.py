@@ -64,7 +64,10 @@ MIN_BOTOCORE = (1, 36)
 
 
 def _require_botocore() -> None:
-    import botocore
+    try:
+        import botocore
+    except ImportError as exc:
+        raise MissingDependencyError("the s3 backend", module="boto3", extra="aws") from exc
 
     found = tuple(int(part) for part in botocore.__version__.split(".")[:2])
     if found < MIN_BOTOCORE:
@@ -72,7 +75,7 @@ def _require_botocore() -> None:
             f"the s3 backend (found botocore {botocore.__version__}; full-object checksums and "
             "conditional multipart completion need 1.36 or later)",
             module="botocore",
-            extra="s3",
+            extra="aws",
         )
 
 

@@ -166,7 +166,7 @@ def make_boto3_store(make_store: MakeStore, moto_server: MotoServer, **options: 
 def test_s3_urls_select_this_backend() -> None:
     plugins = Plugins.from_modules(offload_backends.plugin)
     entry = plugins.entry_for_url("s3://bucket/prefix")
-    assert (entry.name, entry.extra) == ("s3", "s3")
+    assert (entry.name, entry.extra) == ("s3", "aws")
     assert entry.load() is open_store
 
 
@@ -233,7 +233,7 @@ def test_a_botocore_that_would_drop_parameters_is_refused(monkeypatch: pytest.Mo
     monkeypatch.setattr(botocore, "__version__", "1.35.99")
     with pytest.raises(MissingDependencyError, match=r"1\.36 or later") as raised:
         S3Store("s3://b-1/p")
-    assert raised.value.extra == "s3"
+    assert raised.value.extra == "aws"
 
 
 # -- what a write sends -------------------------------------------------------------------------

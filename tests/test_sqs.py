@@ -79,7 +79,7 @@ def test_plugin_registers_sqs_lazily_without_importing_boto3() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert out.stdout.split() == ["offload_transports.sqs:SqsTransport", "s3", "False", "False"]
+    assert out.stdout.split() == ["offload_transports.sqs:SqsTransport", "aws", "False", "False"]
 
 
 def test_registered_transport_is_the_class() -> None:

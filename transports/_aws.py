@@ -48,7 +48,7 @@ def boto3_client(service: str, *, what: str, **options: Any) -> Any:
     try:
         boto3 = importlib.import_module("boto3")
     except ImportError as exc:
-        raise MissingDependencyError(what, module="boto3", extra="s3") from exc
+        raise MissingDependencyError(what, module="boto3", extra="aws") from exc
     return boto3.client(service, **options)
 
 

@@ -31,19 +31,19 @@ def offload_register_transports(register: Registrar) -> None:
     register(
         "sqs",
         "offload_transports.sqs:SqsTransport",
-        extra="s3",
+        extra="aws",
         description="Amazon SQS queues: send, batch, receive, acknowledge (boto3)",
     )
     register(
         "sns",
         "offload_transports.sns:SnsTransport",
-        extra="s3",
+        extra="aws",
         description="Amazon SNS topics: publish, publish batch, FIFO topics (boto3)",
     )
     register(
         "eventbridge",
         "offload_transports.eventbridge:EventBridgeTransport",
-        extra="s3",
+        extra="aws",
         description="Amazon EventBridge buses: put events, routing fields kept in the detail "
         "(boto3)",
     )
