@@ -47,7 +47,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from offload_core.aws.events import from_boto_attributes
 from offload_core.detect import unwrap_sns
@@ -64,6 +64,8 @@ from offload_core.pointer import Pointer
 
 from .sns import SnsTransport
 from .sqs import BatchEntry, SqsMessage, SqsTransport
+
+P = TypeVar("P", SqsTransport, SnsTransport)
 
 __all__ = [
     "S3_KEY_ATTRIBUTE",
@@ -142,19 +144,10 @@ class SqsExtendedClient:
         self.delete_payload = delete_payload
         self.on_error = on_error
         self.ignore_payload_not_found = ignore_payload_not_found
-        self._queues: dict[str, SqsTransport] = {}
-        self._lock = threading.Lock()
+        self._queue = _Transports(SqsTransport, sqs, offloader)
 
     def __getattr__(self, name: str) -> Any:
-        if name == "sqs":
-            raise AttributeError(name)
-        return getattr(self.sqs, name)
-
-    def _queue(self, url: str) -> SqsTransport:
-        with self._lock:
-            if url not in self._queues:
-                self._queues[url] = SqsTransport(url, self.offloader, client=self.sqs)
-            return self._queues[url]
+        return _passed_on(self, "sqs", name)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -328,19 +321,10 @@ class SnsExtendedClient:
     def __init__(self, sns: Any, offloader: Offloader) -> None:
         self.sns: Any = sns
         self.offloader = offloader
-        self._topics: dict[str, SnsTransport] = {}
-        self._lock = threading.Lock()
+        self._topic = _Transports(SnsTransport, sns, offloader)
 
     def __getattr__(self, name: str) -> Any:
-        if name == "sns":
-            raise AttributeError(name)
-        return getattr(self.sns, name)
-
-    def _topic(self, arn: str) -> SnsTransport:
-        with self._lock:
-            if arn not in self._topics:
-                self._topics[arn] = SnsTransport(arn, self.offloader, client=self.sns)
-            return self._topics[arn]
+        return _passed_on(self, "sns", name)
 
     def publish(
         self,
@@ -387,6 +371,32 @@ class SnsExtendedClient:
             result = self._topic(TopicArn)._send_chunk(entries)
         (response,) = result.responses
         return dict(response)
+
+
+class _Transports(Generic[P]):
+    """One transport per destination a drop-in is called with, made on first use."""
+
+    def __init__(self, kind: type[P], client: Any, offloader: Offloader) -> None:
+        self._kind: type[P] = kind
+        self._client: Any = client
+        self._offloader = offloader
+        self._made: dict[str, P] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, destination: str) -> P:
+        with self._lock:
+            if destination not in self._made:
+                self._made[destination] = self._kind(
+                    destination, self._offloader, client=self._client
+                )
+            return self._made[destination]
+
+
+def _passed_on(drop_in: object, wrapped: str, name: str) -> Any:
+    """The wrapped client's attribute ``name`` (what a drop-in does not handle itself)."""
+    if name == wrapped:  # not set yet (during unpickling, say): no recursion
+        raise AttributeError(name)
+    return getattr(getattr(drop_in, wrapped), name)
 
 
 def chosen_key(attributes: Mapping[str, Attribute]) -> str | None:
