@@ -30,7 +30,7 @@ from .offloader import Offloader, Received
 from .pipeline import VerifyingReader
 from .pointer import Pointer
 
-__all__ = ["Delivery", "failed_check"]
+__all__ = ["Delivery", "failed_check", "printable"]
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +157,13 @@ class Delivery:
         """Keep why the payload cannot be delivered, and say so in one log line."""
         self._error = error
         pointer = self.pointer
+        location = getattr(error, "location", None) or (pointer.location if pointer else None)
         log.warning(
             "message %s: payload %s not delivered, %s check failed: %s",
-            self.message_id or "(no id)",
-            getattr(error, "location", None) or (pointer.location if pointer else "(inline)"),
+            printable(self.message_id or "(no id)"),
+            printable(location or "(inline)"),
             failed_check(error),
-            error,
+            printable(str(error)),
         )
 
     def check_deliverable(self) -> None:
@@ -199,6 +200,16 @@ def _publisher_attributes(
 def _inline(received: Received) -> bytes:
     body = received.body
     return body.encode() if isinstance(body, str) else body
+
+
+def printable(text: str, limit: int = 512) -> str:
+    """``text`` for a log line: what a sender chose (a location, a message id) can hold no line
+    break or control character that would forge another line, and is cut to ``limit``."""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def failed_check(error: BaseException) -> str:

@@ -42,6 +42,7 @@ OperationName = Literal[
 ]
 
 _current: ContextVar[Operation | None] = ContextVar("offload_operation", default=None)
+_BEGUN = "offload.begun"
 
 
 @dataclass(eq=False, slots=True)
@@ -123,12 +124,16 @@ def begin(plugins: Plugins, name: OperationName, **fields: Any) -> Operation | N
     op = Operation(name, **fields)
     if op.parent is None:
         op.parent = _current.get()
+    op.state[_BEGUN] = True
     plugins.started(op)
     return op
 
 
 def end(plugins: Plugins, op: Operation, error: BaseException | None = None) -> None:
-    """Finish an operation :func:`begin` started."""
+    """Finish an operation :func:`begin` started (observers switched off since then hear of
+    it too); any other operation is left alone."""
+    if not op.state.pop(_BEGUN, False):
+        return
     op.error = error
     op.seconds = time.perf_counter() - op.started
     plugins.finished(op)

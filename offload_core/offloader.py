@@ -627,8 +627,7 @@ class Offloader:
         elif stream.verified:
             self._resolved(pointer, stream.bytes_read, op)
         op.attributes["verified"] = stream.verified
-        if self.plugins.observed:
-            end(self.plugins, op, error)
+        end(self.plugins, op, error)
 
     def _resolved(self, pointer: Pointer, size: int, op: Operation) -> None:
         seconds = op.seconds if op.seconds is not None else time.perf_counter() - op.started

@@ -275,10 +275,14 @@ class Plugins:
         return found
 
     def started(self, operation: Operation) -> None:
+        """Tell observers ``operation`` started; those that follow its end are remembered with
+        it, so that an observer switched off meanwhile still closes what it opened."""
+        operation.state[_FINISHERS] = self._implementations("offload_finished")
         self._call_observers("offload_started", operation=operation)
 
     def finished(self, operation: Operation) -> None:
-        self._call_observers("offload_finished", operation=operation)
+        implementations = operation.state.pop(_FINISHERS, None)
+        self._call_observers("offload_finished", implementations, operation=operation)
 
     def inject(self, operation: Operation) -> dict[str, str]:
         """The trace context observers want a message of ``operation`` to carry (often empty)."""
@@ -287,8 +291,15 @@ class Plugins:
             self._call_observers("offload_inject", operation=operation, carrier=carrier)
         return carrier
 
-    def _call_observers(self, hook_name: str, **args: object) -> None:
-        for function, argnames, plugin_name in self._implementations(hook_name):
+    def _call_observers(
+        self,
+        hook_name: str,
+        implementations: list[tuple[Any, tuple[str, ...], str]] | None = None,
+        **args: object,
+    ) -> None:
+        if implementations is None:
+            implementations = self._implementations(hook_name)
+        for function, argnames, plugin_name in implementations:
             try:
                 function(*[args[name] for name in argnames])
             except Exception:
@@ -328,6 +339,10 @@ class Plugins:
             row.update(by_plugin.get(info.name, {}))
             out.append(row)
         return out
+
+
+#: Where an operation keeps the observers that are to hear of its end.
+_FINISHERS = "offload.finishers"
 
 
 def _name_and_version(dist: Any) -> tuple[str | None, str | None]:

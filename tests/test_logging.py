@@ -15,6 +15,7 @@ import pytest
 from lambda_support import receive, sqs_event
 from sqs_support import new_queue, unique
 
+from offload_core.errors import OffloadError
 from offload_core.offloader import Offloader
 from offload_core.signing import HmacSigner
 from offload_core.testing.aws import MotoServer
@@ -144,3 +145,29 @@ def test_each_failed_delivery_is_one_line_with_its_message_location_and_check(
         ids = {r["messageId"] for r in event["Records"]}
         assert {next(i for i in ids if i in r.getMessage()) for r in records} == ids
         _never_secret(_ours(caplog))
+
+
+def test_a_sender_cannot_forge_log_lines(
+    off: Offloader, sqs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A location is the sender's text; S3 keys may hold line breaks."""
+    caplog.set_level(logging.DEBUG)
+    key = "k\nWARNING offload: all payloads verified\r"
+    body = json.dumps(
+        [
+            "software.amazon.payloadoffloading.PayloadS3Pointer",
+            {"s3BucketName": "bucket-b", "s3Key": key},
+        ]
+    )
+    attributes = {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "5"}}
+    with new_queue(sqs, "logs-forge") as url:
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+        queue = SqsTransport(url, off, client=sqs, wait_seconds=1, max_message_size=LIMIT)
+        (message,) = queue.receive()
+        with pytest.raises(OffloadError):  # unsigned, and outside the store: never read
+            message.payload()
+    (record,) = [r for r in _ours(caplog) if r.levelno >= logging.WARNING]
+    text = record.getMessage()
+    assert "\n" not in text
+    assert "\r" not in text
+    assert "k\\nWARNING offload" in text

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from lambda_support import receive, route, sqs_event, subscribe
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -515,3 +516,22 @@ def test_an_inline_event_the_context_would_push_over_the_limit_is_stored(
         handler = batch_handler(off)(lambda payload, record: got.append(payload))
         handler(sqs_event(receive(sqs, url, 2), sqs, url))
     assert [json.loads(g) for g in got] == [json.loads(detail)] * 2
+
+
+def test_switching_off_mid_read_still_ends_the_span(off: Offloader, sqs: Any) -> None:
+    recorded = Recorded()
+    recorded.telemetry.enable()
+    with new_queue(sqs, "otel-off-mid") as url:
+        queue = SqsTransport(url, off, client=sqs, wait_seconds=1, max_message_size=LIMIT)
+        queue.send(LARGE)
+        (message,) = queue.receive()
+        stream = message.open()
+        recorded.telemetry.disable()  # the stream's resolve step is under way
+        with stream:
+            while stream.read(65536):
+                pass
+        message.ack()
+    (resolve,) = recorded.spans("offload.resolve")
+    assert resolve.attributes is not None
+    assert resolve.attributes["offload.verified"] is True
+    assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left attached
