@@ -3,6 +3,7 @@ that waits for a coroutine on a loop from another thread (fsspec's I/O loop, for
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +17,17 @@ T = TypeVar("T")
 
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
+
+
+def _forgotten_in_child() -> None:
+    """A forked child has the parent's loop object but not its thread: start afresh."""
+    global _loop, _lock
+    _loop = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forgotten_in_child)
 
 
 def io_loop() -> asyncio.AbstractEventLoop:

@@ -11,8 +11,10 @@ operations whose input takes them, as s3fs's ``s3_additional_kwargs`` do.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -29,20 +31,24 @@ _CREDENTIALS["token"] = "aws_session_token"
 
 
 class _AsyncBody:
-    """A botocore ``StreamingBody`` read on the pool, awaited on the loop."""
+    """A botocore ``StreamingBody`` read on the pool, awaited on the loop. Its bytes are taken
+    from the HTTP response underneath: botocore would otherwise compute the object's checksum a
+    second time, which the store's reader does itself across resumes and ranges (and it tells a
+    short body from a complete one by the range it asked for)."""
 
-    __slots__ = ("_pool", "_stream")
+    __slots__ = ("_pool", "_read", "_stream")
 
     def __init__(self, stream: Any, pool: ThreadPoolExecutor) -> None:
         self._stream = stream
         self._pool = pool
+        raw = getattr(stream, "_raw_stream", None)
+        read = getattr(raw, "read", None)
+        self._read = read if callable(read) else stream.read
 
     async def read(self, size: int = -1) -> bytes:
         import asyncio
 
-        data: bytes = await asyncio.get_running_loop().run_in_executor(
-            self._pool, self._stream.read, size
-        )
+        data: bytes = await asyncio.get_running_loop().run_in_executor(self._pool, self._read, size)
         return data
 
     def close(self) -> None:
@@ -54,7 +60,10 @@ class Boto3Requests:
 
     :param client: a boto3 S3 client (thread-safe; its own retries apply).
     :param extra: request parameters added to every operation that takes them.
-    :param threads: requests in flight at once.
+    :param threads: requests (and body reads) in flight at once, for every stream of the store.
+
+    A store made before ``fork()`` cannot be used in the child (its client's connections and
+    threads stay with the parent): that raises ``RuntimeError`` rather than waiting forever.
     """
 
     def __init__(self, client: Any, extra: Mapping[str, Any], threads: int) -> None:
@@ -62,10 +71,19 @@ class Boto3Requests:
         self._extra = dict(extra)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="offload-s3")
         self._accepted: dict[str, frozenset[str]] = {}
+        self._pid = os.getpid()
+
+    def _check_process(self) -> None:
+        if os.getpid() != self._pid:
+            raise RuntimeError(
+                "this S3 store was made in another process (before fork()); make the store, "
+                "or the Offloader, in this process"
+            )
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The loop the store's streams await their requests on (started on first use)."""
+        self._check_process()
         return io_loop()
 
     def _params(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,14 +105,27 @@ class Boto3Requests:
         return response
 
     async def call(self, method: str, **params: Any) -> Any:
-        """``await call("get_object", Bucket=..., Key=...)``, as ``S3FileSystem._call_s3``."""
+        """``await call("get_object", Bucket=..., Key=...)``, as ``S3FileSystem._call_s3``.
+
+        A request already sent cannot be taken back from its thread: cancelling the call waits
+        for it to end before the cancellation goes on, so that whoever cancelled (an aborted
+        upload) knows no part is still arriving."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, partial(self._run, method, params))
+        self._check_process()
+        sent = asyncio.get_running_loop().run_in_executor(
+            self._pool, partial(self._run, method, params)
+        )
+        try:
+            return await asyncio.shield(sent)
+        except asyncio.CancelledError:
+            with suppress(BaseException):
+                await sent
+            raise
 
     def request(self, method: str, **params: Any) -> Any:
         """One request, made on the calling thread."""
+        self._check_process()
         return self._run(method, params)
 
 
@@ -117,6 +148,9 @@ def boto3_s3_client(options: Mapping[str, Any]) -> Any:
         client_args["endpoint_url"] = options.pop("endpoint_url")
     options.pop("endpoint_url", None)
     config = dict(options.pop("config_kwargs", None) or {})
+    # s3fs's timeouts, not botocore's minute: a stalled stream is resumed sooner.
+    config.setdefault("connect_timeout", 5)
+    config.setdefault("read_timeout", 15)
     if options:
         raise ConfigurationError(
             f"the S3 store on a boto3 client does not take {sorted(options)}; install s3fs "

@@ -1,8 +1,9 @@
-"""Streaming S3 uploads and downloads in bounded memory, on s3fs's client and event loop.
+"""Streaming S3 uploads and downloads in bounded memory, on one awaitable request call.
 
-Both sides are file objects for the calling thread while the requests run on fsspec's I/O loop
-(``S3FileSystem._call_s3``, so s3fs's retries, ``requester_pays`` and ``s3_additional_kwargs``
-apply to every request):
+Both sides are file objects for the calling thread while the requests run on an event loop
+thread: ``call`` is s3fs's ``S3FileSystem._call_s3`` on fsspec's I/O loop (s3fs's retries,
+``requester_pays`` and ``s3_additional_kwargs`` then apply to every request) or a boto3 client's
+methods on a thread pool (:mod:`offload_backends._s3_boto3`):
 
 * :class:`MultipartWriter` fills parts of ``part_size`` bytes and uploads each full one while the
   next fills, at most ``concurrency`` at a time, so it holds at most ``concurrency + 1`` parts.

@@ -28,7 +28,7 @@ def offload_register_backends(register: Registrar) -> None:
         "offload_backends.s3_factory:open_store",
         schemes=("s3",),
         extra="aws",
-        description="an S3 bucket or access point through s3fs; MRAP ARNs open the mrap backend",
+        description="an S3 bucket or access point, through s3fs or boto3; MRAP ARNs open mrap",
     )
     register(
         "mrap",

@@ -209,6 +209,7 @@ class S3Store:
             )
         if checksum_type == "COMPOSITE" and checksum_algorithm == "CRC64NVME":
             raise ConfigurationError("S3 keeps CRC64NVME checksums as FULL_OBJECT only")
+        config_given = "config_kwargs" in storage_options
         extra = dict(storage_options.pop("s3_additional_kwargs", None) or {})
         extra.update(_request_options(sse, kms_key_id, acl, expected_bucket_owner))
         config = dict(storage_options.pop("config_kwargs", None) or {})
@@ -238,13 +239,15 @@ class S3Store:
             )
             self._io: Any = _S3fsRequests(self.fs)
         else:
-            if client is not None and storage_options:
+            if client is not None and (storage_options or config_given):
+                given = sorted([*storage_options, *(["config_kwargs"] if config_given else [])])
                 raise ConfigurationError(
                     f"the S3 store on a given client takes no storage options "
-                    f"({', '.join(sorted(storage_options))}): configure the client"
+                    f"({', '.join(given)}): configure the client"
                 )
             self.client = client or boto3_s3_client({**storage_options, "config_kwargs": config})
-            self._io = Boto3Requests(self.client, extra, max(concurrency, read_concurrency) + 2)
+            threads = 2 * max(concurrency, read_concurrency) + 2
+            self._io = Boto3Requests(self.client, extra, threads)
 
     @classmethod
     def _serves_mrap(cls) -> bool:
@@ -274,7 +277,7 @@ class S3Store:
     # -- requests ------------------------------------------------------------------------------
 
     def _request(self, method: str, **params: Any) -> Any:
-        """One S3 request (through s3fs: its retries and additional kwargs), from this thread."""
+        """One S3 request from this thread, with the store's request options."""
         return self._io.request(method, Bucket=self.bucket, **params)
 
     def _get(self, object_key: str) -> Any:
@@ -414,14 +417,21 @@ class S3Store:
 
 class _S3fsRequests:
     """Requests through s3fs's client on fsspec's I/O loop (s3fs's retries and additional
-    kwargs apply), in the shape :class:`~offload_backends._s3_boto3.Boto3Requests` has."""
+    kwargs apply), in the shape :class:`~offload_backends._s3_boto3.Boto3Requests` has. The
+    loop is asked for on every use: fsspec refuses it in a process forked after it started."""
 
     def __init__(self, fs: Any) -> None:
-        self.call = fs._call_s3
-        self.loop = fs.loop
+        self._fs = fs
+
+    async def call(self, method: str, **params: Any) -> Any:
+        return await self._fs._call_s3(method, **params)
+
+    @property
+    def loop(self) -> Any:
+        return self._fs.loop
 
     def request(self, method: str, **params: Any) -> Any:
-        return sync(self.loop, self.call, method, **params)
+        return sync(self.loop, self._fs._call_s3, method, **params)
 
 
 def _request_options(

@@ -58,7 +58,9 @@ __all__ = [
 class Entry:
     """One message to send: its payload, attributes, an id unique within its batch (numbered
     from 0 when left out), the content type recorded in a stored payload's pointer, and the
-    key its payload is stored under if it is stored (``None``: the offloader names it)."""
+    key its payload is stored under if it is stored (``None``: the offloader names it). A
+    chosen key replaces what was there, and is removed again, as any payload, when its message
+    was certainly not sent."""
 
     payload: Sendable
     #: Values as :func:`~offload_core.message.as_attributes` takes them; kept as Attributes.
@@ -421,6 +423,12 @@ class TransportBase(ABC):
         ids = [str(entry.id) for entry in entries]
         if len(set(ids)) != len(ids):
             raise IncompatibleOptionsError(f"batch entry ids must be distinct: {ids}")
+        keys = [entry.key for entry in entries if entry.key is not None]
+        if len(set(keys)) != len(keys):
+            raise IncompatibleOptionsError(
+                f"batch entries chose the same object key: {sorted(keys)}; one payload would "
+                "replace the other"
+            )
         if len(ids) > self.max_batch_entries:
             raise IncompatibleOptionsError(
                 f"{len(ids)} entries in one batch; {self.destination} takes at most "

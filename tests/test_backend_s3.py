@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -845,3 +846,64 @@ def test_a_read_stream_says_the_object_size_so_reads_follow_it(make_store: MakeS
     lying = json.loads(message.body) | {"size": 15 * 2**30}
     with pytest.raises(SizeMismatchError):
         off.resolve(json.dumps(lying))
+
+
+# -- the boto3 client: fork and abort ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", ["s3fs", "boto3"])
+def test_a_store_used_after_fork_raises_instead_of_waiting_forever(
+    make_store: MakeStore, moto_server: MotoServer, on: str
+) -> None:
+    store = make_store(client=moto_server.client("s3")) if on == "boto3" else make_store()
+    write(store, "k", b"before the fork")
+    assert read(store, "k") == b"before the fork"  # the loop and its threads are running
+    pid = os.fork()
+    if pid == 0:  # the child: any outcome but a hang
+        code = 3
+        try:
+            read(store, "k")
+            code = 1
+        except RuntimeError:
+            code = 0
+        finally:
+            os._exit(code)
+    for _ in range(300):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the child hung on a store made before fork()")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_aborted_upload_on_boto3_waits_for_the_parts_on_their_way(
+    make_store: MakeStore, moto_server: MotoServer, s3: Any
+) -> None:
+    client = moto_server.client("s3")
+    sent: list[str] = []
+
+    def slow_part(**_: Any) -> None:
+        time.sleep(0.3)
+
+    client.meta.events.register("before-send.s3.UploadPart", slow_part)
+    client.meta.events.register(
+        "after-call.s3",
+        lambda model, **_: sent.append(model.name),  # type: ignore[misc]
+    )
+    store = make_store(client=client, concurrency=3)
+
+    def upload_then_fail() -> None:
+        with store.open_write("k") as sink:
+            for _ in range(4):
+                sink.write(os.urandom(PART))
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        upload_then_fail()
+    assert "AbortMultipartUpload" in sent
+    assert sent[-1] == "AbortMultipartUpload"  # no part finished after the abort
+    assert uploads_in_progress(s3, store) == []

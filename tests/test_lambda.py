@@ -523,3 +523,22 @@ def test_a_bad_pointer_in_an_sns_envelope_keeps_the_publishers_attributes(
         "tenant": Attribute.string("acme"),
         "blob": Attribute("Binary", b"\x00\x01"),
     }
+
+
+def test_two_argument_functions_are_never_handed_the_context(samples_off: Offloader) -> None:
+    """``*args`` wrappers and optional third parameters keep getting (payload, record)."""
+    seen: list[Any] = []
+
+    def handle(payload: bytes, record: Record) -> None:
+        seen.append(len(payload))
+
+    def wrapper(*args: Any, **kwargs: Any) -> None:  # without functools.wraps
+        handle(*args, **kwargs)
+
+    def with_option(payload: bytes, record: Record, retries: int = 3) -> None:
+        seen.append(retries)
+
+    event = sample("sqs.json")
+    for fn in (wrapper, with_option):
+        assert batch_handler(samples_off)(fn)(event, object()) == {"batchItemFailures": []}
+    assert seen == [len(SMALL), len(LARGE), 3, 3]

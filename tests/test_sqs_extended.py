@@ -307,3 +307,13 @@ def test_a_non_string_s3key_is_refused_before_anything_is_stored(
     with pytest.raises(IncompatibleOptionsError, match="S3Key"):
         sns_client.publish(TopicArn=topic_arn, Message="x" * 300_000, MessageAttributes=attributes)
     assert stored(sns_client.offloader) == []
+
+
+def test_two_batch_entries_choosing_one_key_are_refused_before_anything_is_stored(
+    client: SqsExtendedClient, url: str
+) -> None:
+    same = {"S3Key": {"DataType": "String", "StringValue": "chosen/one"}}
+    entries = [{"Id": str(i), "MessageBody": BIG, "MessageAttributes": same} for i in range(2)]
+    with pytest.raises(IncompatibleOptionsError, match="same object key"):
+        client.send_message_batch(QueueUrl=url, Entries=entries)
+    assert stored(client.offloader) == []

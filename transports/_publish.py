@@ -55,7 +55,7 @@ class DestinationInfo:
 class BatchEntry(Entry):
     """One SQS or SNS message: FIFO group and deduplication ids, an SQS delay, and in
     ``request`` further fields of the service's entry (``MessageSystemAttributes``,
-    ``Subject``) passed on as they are. Fields past ``content_type`` are keywords only."""
+    ``Subject``) passed on as they are. Fields past ``key`` are keywords only."""
 
     group_id: str | None = None
     deduplication_id: str | None = None

@@ -163,9 +163,10 @@ class Record(Delivery):
             raise
         return cast(IO[bytes], spooled)
 
-    @property
+    @functools.cached_property
     def json_body(self) -> Any:
-        """The payload parsed as JSON (Powertools' name; the verified payload, not the pointer)."""
+        """The payload parsed as JSON (Powertools' name; the verified payload, not the pointer),
+        read once."""
         return json.loads(self.payload())
 
     def json(self) -> Any:
@@ -256,9 +257,11 @@ def _checked(mode: PayloadMode) -> PayloadMode:
 
 
 def takes_context(fn: Callable[..., object]) -> bool:
-    """Whether a record function takes the Lambda context: ``fn(payload, record, context)``."""
+    """Whether a record function takes the Lambda context: ``fn(payload, record, context)``,
+    that is a third positional parameter without a default (or one named ``context`` or
+    ``lambda_context``). ``*args`` wrappers and optional third parameters get two arguments."""
     try:
-        parameters = inspect.signature(fn).parameters.values()
+        parameters = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):  # a builtin or a callable without a signature
         return False
     positional = [
@@ -266,9 +269,10 @@ def takes_context(fn: Callable[..., object]) -> bool:
         for p in parameters
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
-    return len(positional) >= 3 or any(
-        p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters
-    )
+    if len(positional) < 3:
+        return False
+    third = positional[2]
+    return third.default is inspect.Parameter.empty or third.name in ("context", "lambda_context")
 
 
 def _call(

@@ -314,8 +314,9 @@ class SnsExtendedClient:
     as SNS counts: body and attributes); ``publish_batch`` stores the largest entries until the
     batch fits. Messages to a ``TargetArn`` or ``PhoneNumber`` (mobile push, SMS: receivers
     that cannot fetch a payload) and ``MessageStructure="json"`` messages (one body per
-    protocol) are passed to SNS as they are; one of the latter that does not fit is refused
-    with ``IncompatibleOptionsError``, as the official client refuses it.
+    protocol) are passed to ``publish`` as they are; one of the latter that does not fit is
+    refused with ``IncompatibleOptionsError``, as the official client refuses it. In
+    ``publish_batch``, an entry with ``MessageStructure`` is refused (publish it alone).
     """
 
     def __init__(self, sns: Any, offloader: Offloader) -> None:
