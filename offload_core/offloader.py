@@ -219,6 +219,16 @@ class Offloader:
         self._stores: list[Store] = [self.store]
         self._stores += [self._open_allowed(entry, storage_options) for entry in allow]
         self._aliases = _checked_aliases(aliases or {})
+        for alias, target in self._aliases:
+            if any(store.key_for(alias + "k") is not None for store in self._stores):
+                raise ConfigurationError(
+                    f"alias {alias!r} names locations a configured store already serves"
+                )
+            if not any(store.key_for(target + "k") is not None for store in self._stores):
+                raise ConfigurationError(
+                    f"alias {alias!r} -> {target!r}: the target is not the store or in allow=; "
+                    "an alias trusts nothing by itself"
+                )
         self._readers: list[PointerFormat] = self.plugins.pointer_readers()
 
     def _open_store(self, store: str | Store, options: Mapping[str, Any] | None) -> Store:

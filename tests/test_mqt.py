@@ -16,6 +16,7 @@ from sqs_support import new_queue, unique
 
 from offload_core import Attribute
 from offload_core.errors import (
+    ConfigurationError,
     LocationNotAllowedError,
     PointerError,
     SizeMismatchError,
@@ -164,7 +165,7 @@ def test_an_alias_grants_nothing_the_consumer_does_not_trust(
     moto_server: MotoServer, bucket: str
 ) -> None:
     other = unique("not-trusted")
-    off = consumer(moto_server, bucket, **{"mqt://s3/": f"s3://{other}/"})
-    body, attributes = pointer_message({"id": "orders/x", "store": "s3", "size": 12})
-    with pytest.raises(LocationNotAllowedError):
-        off.resolve(body, attributes)
+    with pytest.raises(ConfigurationError, match="trusts nothing"):
+        consumer(moto_server, bucket, **{"mqt://s3/": f"s3://{other}/"})
+    with pytest.raises(ConfigurationError, match="already serves"):
+        consumer(moto_server, bucket, **{f"s3://{bucket}/": f"s3://{bucket}/"})
