@@ -8,7 +8,6 @@ never imports boto3. A target that fails to import for want of an optional depen
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -145,6 +144,8 @@ class Registry:
         found = self._entries[kind].get(name)
         if not found:
             names = self.names(kind)
+            import difflib  # only for the error message
+
             close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
             if not close:
                 lowered = {n.lower(): n for n in names}
