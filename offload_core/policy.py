@@ -9,12 +9,17 @@ from typing import Literal
 from .errors import MessageTooLargeError
 from .message import Attribute
 
-__all__ = ["Limits", "Measure", "Mode", "Policy", "attribute_bytes", "message_size"]
+__all__ = ["Limits", "Measure", "Mode", "Policy", "attribute_bytes", "message_size", "utf8_size"]
 
 Mode = Literal["auto", "always", "never"]
 
 #: How a transport counts a message: ``(body, attributes) -> bytes``.
 Measure = Callable[[str, Mapping[str, Attribute]], int]
+
+
+def utf8_size(text: str) -> int:
+    """The UTF-8 length of ``text`` (lone surrogates counted as three bytes, as SQS counts)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def attribute_bytes(attributes: Mapping[str, Attribute]) -> int:

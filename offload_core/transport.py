@@ -34,6 +34,7 @@ from .events import ErrorEvent, SentEvent
 from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
 from .observe import Operation, observing
 from .offloader import JSON_TYPE, is_json_value
+from .policy import utf8_size
 from .publishing import compensating, discard_all, is_outcome_unknown, never_sent
 
 if TYPE_CHECKING:
@@ -314,17 +315,23 @@ class TransportBase(ABC):
             **fields,
         )
 
-    def _sent(self, op: Operation, results: Iterable[SendResult | BatchFailure]) -> None:
-        """Tell observers what became of each message of ``op``."""
+    def _sent(
+        self,
+        op: Operation,
+        outcomes: Sequence[SendResult | BatchFailure],
+        messages: Sequence[OutgoingMessage],
+    ) -> None:
+        """Tell observers what became of each message of ``op`` (``outcomes`` in the order of
+        ``messages``)."""
         plugins = self.offloader.plugins
         sent, failed = plugins.listens("offload_sent"), plugins.listens("offload_error")
         if not (sent or failed):
             return
         seconds = time.perf_counter() - op.started
-        for outcome, message in results_with_messages(results, op):
+        for outcome, message in zip(outcomes, messages, strict=True):
             if isinstance(outcome, SendResult):
                 if sent:
-                    size = utf8_size(message.body) if message is not None else 0
+                    size = utf8_size(message.body)
                     location = outcome.pointer.location if outcome.pointer else None
                     plugins.notify(
                         SentEvent(
@@ -384,8 +391,7 @@ class TransportBase(ABC):
             op.message_id = result.message_id
             if self.offloader.plugins.observed:
                 op.attributes["body_size"] = utf8_size(message.body)
-            op.state[_MESSAGES] = [message]
-            self._sent(op, [result])
+            self._sent(op, [result], [message])
             return result
 
     def send_batch(self, entries: Iterable[Entry | Sendable]) -> BatchResult:
@@ -459,8 +465,7 @@ class TransportBase(ABC):
                 if isinstance(outcome, BatchFailure) and not outcome.outcome_unknown:
                     discard_all([pointer], self.offloader.discard)
             successful = [o for o in outcomes if isinstance(o, SendResult)]
-            op.state[_MESSAGES] = prepared
-            self._sent(op, outcomes)
+            self._sent(op, outcomes, prepared)
             return BatchResult(successful, failed, [] if answer is None else [answer])
 
     def _fit(self, prepared: list[OutgoingMessage], entries: Sequence[Entry]) -> None:
@@ -498,20 +503,3 @@ class TransportBase(ABC):
                 reason="the batch total, with every entry that helps stored; send fewer entries "
                 "per batch or smaller attributes",
             )
-
-
-#: Where an operation keeps the messages it sent, for the events that follow.
-_MESSAGES = "offload.messages"
-
-
-def results_with_messages(
-    results: Iterable[SendResult | BatchFailure], op: Operation
-) -> Iterator[tuple[SendResult | BatchFailure, OutgoingMessage | None]]:
-    messages: Sequence[OutgoingMessage] = op.state.get(_MESSAGES, ())
-    for i, outcome in enumerate(results):
-        yield outcome, messages[i] if i < len(messages) else None
-
-
-def utf8_size(text: str) -> int:
-    """The UTF-8 length of ``text`` (lone surrogates counted as SQS counts them)."""
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

@@ -45,7 +45,7 @@ from offload_core.errors import (
 )
 from offload_core.message import Attribute, AttributeLike, OutgoingMessage
 from offload_core.offloader import Offloader, Sendable
-from offload_core.policy import Limits, Measure
+from offload_core.policy import Limits, Measure, utf8_size
 from offload_core.publishing import compensating, never_sent
 from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportBase
 
@@ -72,21 +72,17 @@ LEGACY_MAX_ENTRY_SIZE: Final = 262_144
 TIME_BYTES: Final = 14
 
 
-def _utf8(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
 def entry_measure(
     source: str, detail_type: str, resources: Sequence[str] = (), time: datetime | None = None
 ) -> Measure:
     """How an entry with these fields measures a detail (the ``measure`` of its
     :class:`~offload_core.policy.Limits`): 14 bytes for ``Time`` if set, plus the UTF-8 bytes
     of ``Source``, ``DetailType``, the detail and each of ``Resources``."""
-    fixed = (TIME_BYTES if time is not None else 0) + _utf8(source) + _utf8(detail_type)
-    fixed += sum(_utf8(resource) for resource in resources)
+    fixed = (TIME_BYTES if time is not None else 0) + utf8_size(source) + utf8_size(detail_type)
+    fixed += sum(utf8_size(resource) for resource in resources)
 
     def measure(detail: str, attributes: Mapping[str, Attribute]) -> int:
-        return fixed + _utf8(detail)
+        return fixed + utf8_size(detail)
 
     return measure
 

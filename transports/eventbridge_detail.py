@@ -28,6 +28,7 @@ from offload_core.formats import StrictJSONError, unique_pairs
 from offload_core.formats.native import NativeFormat
 from offload_core.message import Attribute
 from offload_core.pointer import EncodedPointer, Pointer
+from offload_core.policy import utf8_size
 
 __all__ = ["POINTER_MEMBER", "TRACE_MEMBER", "DetailFormat", "check_kept", "with_member", "wrap"]
 
@@ -72,7 +73,7 @@ def wrap(pointer_body: str, routing: Mapping[str, Any]) -> str:
             f"routing fields are not JSON values: {exc}", fields=list(routing)
         ) from exc
     detail = f'{head[:-1]}{"," if routing else ""}"{POINTER_MEMBER}":{pointer_body}}}'
-    size = len(detail.encode("utf-8", "surrogatepass"))
+    size = utf8_size(detail)
     if size > MAX_POINTER_BYTES:
         raise RoutingFieldError(
             f"the kept routing fields make the pointer detail {size} bytes, over the "
