@@ -196,9 +196,9 @@ class Shaper:
             pass
         finally:
             self.counters.open -= 1
-            for writer in (client_writer, upstream_writer):
-                if writer is not None:
-                    writer.close()
+            client_writer.close()
+            if upstream_writer is not None:
+                upstream_writer.close()
 
     def stats(self) -> dict[str, object]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
