@@ -11,8 +11,10 @@ ratios against a baseline of the same table, size and data, measured in the same
 from __future__ import annotations
 
 import functools
+import json
 import random
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -28,6 +30,7 @@ import sqs_bench
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
 REGION = "us-east-1"
+HERE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,41 @@ class S3Config:
     @property
     def label(self) -> str:
         return f"{self.endpoint}, body SHA-256 {'off' if self.unsigned else 'on'}"
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network profile: what ``shaper.py`` puts in front of every endpoint, per connection
+    and direction."""
+
+    name: str
+    rate_mb: float
+    rtt_ms: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.rate_mb:g} MB/s per connection, {self.rtt_ms:g} ms RTT)"
+
+
+#: The shaped profiles; ``loopback`` is no profile (127.0.0.1 as it is).
+NETWORKS = {
+    "same-region": Network("same-region", 90, 2),
+    "cross-region": Network("cross-region", 50, 70),
+}
+PROFILES = ("loopback", *NETWORKS)
+
+
+@dataclass(frozen=True)
+class Shaped:
+    """What runs behind one network profile: the S3 suite on the local endpoint (bodies
+    unsigned, as over HTTPS), and SQS on moto with its payloads on the local endpoint."""
+
+    s3_sizes: tuple[int, ...]
+    sqs_sizes: tuple[int, ...]
+    #: 300 KB round trips per client and run (their median is the run's figure).
+    latency_count: int
+    #: 1 KiB sends per client and run.
+    send_count: int = 50
 
 
 @dataclass(frozen=True)
@@ -63,6 +101,9 @@ class Plan:
     #: What the plan leaves out, and why.
     notes: tuple[str, ...] = ()
     big: int = GIB
+    #: The profiles run, in order, and what runs behind each shaped one.
+    networks: tuple[str, ...] = ("loopback",)
+    shaped: dict[str, Shaped] = field(default_factory=dict)
 
     def repeats(self, size: int) -> int:
         return self.repeat if size < self.big else self.big_repeat
@@ -81,6 +122,7 @@ class Plan:
         notes = self.notes
         every = [*self.pipeline_sizes, *self.sqs_sizes, *self.sns_sizes]
         every += [size for config in self.s3 for size in config.sizes]
+        every += [size for s in self.shaped.values() for size in (*s.s3_sizes, *s.sqs_sizes)]
         if max_size is not None and max(every) > max_size:
             notes += (f"sizes over {size_label(max_size)} (`--max-size`)",)
         return replace(
@@ -93,7 +135,20 @@ class Plan:
             sqs_sizes=cap(self.sqs_sizes),
             sns_sizes=cap(self.sns_sizes),
             send_count=count or self.send_count,
+            shaped={
+                name: replace(
+                    s,
+                    s3_sizes=cap(s.s3_sizes),
+                    sqs_sizes=cap(s.sqs_sizes),
+                    send_count=count or s.send_count,
+                )
+                for name, s in self.shaped.items()
+            },
         )
+
+    def on(self, networks: tuple[str, ...]) -> Plan:
+        """This plan run behind ``networks`` (names of :data:`PROFILES`), in that order."""
+        return replace(self, networks=networks)
 
 
 QUICK = Plan(
@@ -106,9 +161,14 @@ QUICK = Plan(
     sns_sizes=(10 * MIB,),
     send_count=50,
     notes=(
-        "the quick plan stops at 64 MiB (pipeline), 16 MiB (S3) and 10 MiB (SQS, SNS); "
-        "without `--quick` the run goes to 1 GiB and 2 GiB",
+        "the quick plan stops at 64 MiB (pipeline), 16 MiB (S3) and 10 MiB (SQS, SNS) on "
+        "loopback, at 64 MiB (S3) and 100 MiB (SQS) behind a network profile; without "
+        "`--quick` the run goes to 1 GiB and 2 GiB",
     ),
+    shaped={
+        "same-region": Shaped((64 * MIB,), (10 * MIB, 100 * MIB), latency_count=25),
+        "cross-region": Shaped((64 * MIB,), (10 * MIB,), 10, send_count=20),
+    },
 )
 #: About a quarter of an hour on two shared cores: up to 1 GiB, no 2 GiB.
 FULL = Plan(
@@ -125,6 +185,10 @@ FULL = Plan(
     sqs_sizes=(10 * MIB, 100 * MIB, GIB),
     sns_sizes=(10 * MIB, 100 * MIB),
     send_count=300,
+    shaped={
+        "same-region": Shaped((256 * MIB, 2 * GIB), (10 * MIB, 100 * MIB, GIB), 50),
+        "cross-region": Shaped((256 * MIB,), (10 * MIB, 100 * MIB), 25, send_count=30),
+    },
     notes=(
         "2 GiB (S3 on moto: about 4 minutes a repeat, as moto holds every request in memory "
         "and s3fs alone takes 90 s; on the local endpoint about 3 minutes; the pipeline about "
@@ -158,6 +222,8 @@ class Row:
     size: int
     data: str
     client: str
+    #: The network profile the row ran behind (:data:`PROFILES`).
+    network: str = "loopback"
     io: str = "file"
     compression: str = "none"
     checksum: str = "-"
@@ -220,11 +286,24 @@ class Harness:
         self._rng = random.Random(seed)
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._start = time.monotonic()
+        self.network = "loopback"
+        #: The shaper in front of the endpoints while a network profile runs.
+        self.shaper: Shaper | None = None
 
     def log(self, line: str) -> None:
         self._log(f"[{time.monotonic() - self._start:6.0f} s] {line}")
 
     def run(self) -> list[Row]:
+        for network in self.plan.networks:
+            self.network = network
+            if network == "loopback":
+                self.loopback()
+            else:
+                self.shaped(NETWORKS[network], self.plan.shaped[network])
+        return self.rows
+
+    def loopback(self) -> None:
+        """Every suite on 127.0.0.1 as it is: CPU-bound comparisons."""
         self.pipeline()
         moto = s3_bench.Endpoint("moto", self.workdir)
         try:
@@ -233,12 +312,28 @@ class Harness:
             self.sns(moto.url)
         finally:
             moto.close()
-        return self.rows
+
+    def shaped(self, network: Network, sizes: Shaped) -> None:
+        """The S3 and SQS suites behind ``network``: S3 on the local endpoint (which serves
+        ranged GETs without re-reading the object), SQS on moto, both through one shaper."""
+        local = s3_bench.Endpoint("local", self.workdir)
+        moto = s3_bench.Endpoint("moto", self.workdir)
+        self.shaper = Shaper(network, [local.url, moto.url])
+        try:
+            s3_url, aws_url = self.shaper.listeners
+            self.log(f"{network.label}: S3 {s3_url}, SQS {aws_url}")
+            self.s3_shaped(s3_url, network, sizes.s3_sizes)
+            self.sqs(aws_url, s3_url=s3_url, sizes=sizes, label=network.label)
+        finally:
+            self.shaper.close()
+            self.shaper = None
+            moto.close()
+            local.close()
 
     # -- running ---------------------------------------------------------------------------
 
     def row(self, **fields: Any) -> Row:
-        row = Row(**fields)
+        row = Row(**fields, network=self.network)
         self.rows.append(row)
         return row
 
@@ -250,6 +345,7 @@ class Harness:
             self._rng.shuffle(order)
             for job in order:
                 started = time.perf_counter()
+                before = self.shaper.stats() if self.shaper else None
                 try:
                     results = job.run()
                 except Exception as exc:  # a failed scenario is reported, the run goes on
@@ -259,6 +355,13 @@ class Harness:
                     self.log(f"{job.label}: FAILED: {message}")
                     continue
                 process = time.perf_counter() - started
+                if self.shaper and before and len(results) == 1:
+                    after = self.shaper.stats()
+                    (figures,) = results.values()
+                    figures["wire_up"] = after["up"] - before["up"]
+                    figures["wire_down"] = after["down"] - before["down"]
+                    figures["shaper_cpu_seconds"] = after["cpu_seconds"] - before["cpu_seconds"]
+                    figures["connections"] = after["connections"] - before["connections"]
                 for name, figures in results.items():
                     job.rows[name].runs.append({**figures, "process_seconds": process})
                     suffix = f" ({name})" if len(job.rows) > 1 else ""
@@ -336,28 +439,78 @@ class Harness:
                 if endpoint is not moto:
                     endpoint.close()
 
+    def s3_shaped(self, url: str, network: Network, sizes: tuple[int, ...]) -> None:
+        """Offload on the S3 store at its defaults vs raw boto3 and the transfer manager, on
+        incompressible and JSON data, behind ``network`` (bodies unsigned, as over HTTPS)."""
+        table = f"S3 upload + download, {network.label}"
+        baselines = {"random": ("boto3 transfer",), "json": ("boto3 transfer",)}
+        for size in sizes:
+            jobs = []
+            for name, data in s3_bench.SHAPED_SCENARIOS:
+                compression = "zstd" if "zstd" in name else "none"
+                config: dict[str, Any] = {
+                    "endpoint": "local",
+                    "body_sha256": False,
+                    "reads": "ranged" if name != "boto3 object" else "stream",
+                }
+                if compression == "zstd":
+                    config["zstd"] = zstd_settings({})
+                row = self.row(
+                    suite="s3",
+                    table=table,
+                    scenario=name,
+                    size=size,
+                    data=data,
+                    client=name.split()[0],
+                    compression=compression,
+                    checksum="sha256" if name.startswith("offload") else "-",
+                    baselines=baselines[data],
+                    config=config,
+                )
+                source = self.payloads.get(data, size)
+                target = self.workdir / "s3-download"
+                run = functools.partial(_s3_run, name, url, source, target, True)
+                label = f"s3 {network.name} {size_label(size)} {data} {name}"
+                jobs.append(Job(label, {name: row}, run))
+            self.run_jobs(jobs, self.plan.repeats(size))
+
     def _aws(self, url: str, service: str) -> Any:
         import boto3
 
         credentials = s3_bench.CREDENTIALS
         return boto3.client(service, endpoint_url=url, region_name=REGION, **credentials)
 
-    def _messaging(self, suite: str, url: str) -> tuple[dict[str, str], dict[str, Any]]:
-        """The children's environment and the configuration they share, with a new bucket."""
+    def _messaging(
+        self, suite: str, url: str, s3_url: str | None = None
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """The children's environment and the configuration they share, with a new bucket.
+        With ``s3_url`` (a network profile) S3 goes there, every client's bodies unsigned, and
+        our store runs at its defaults."""
         bucket = f"{suite}-bench-{uuid.uuid4().hex[:8]}"
-        self._aws(url, "s3").create_bucket(Bucket=bucket)
-        storage = {**s3_bench._storage_options(url, False), **self.plan.store_options}
-        env = sqs_bench.aws_env(url, REGION, s3_bench.CREDENTIALS)
+        self._aws(s3_url or url, "s3").create_bucket(Bucket=bucket)
+        if s3_url is None:
+            storage = {**s3_bench._storage_options(url, False), **self.plan.store_options}
+            env = sqs_bench.aws_env(url, REGION, s3_bench.CREDENTIALS)
+        else:
+            storage = s3_bench._storage_options(s3_url, True)
+            config = sqs_bench.unsigned_config(self.workdir / "aws-config")
+            env = sqs_bench.aws_env(
+                url, REGION, s3_bench.CREDENTIALS, s3_endpoint=s3_url, config_file=config
+            )
         return env, {"bucket": bucket, "storage": storage, "workdir": str(self.workdir)}
 
-    def sqs(self, url: str) -> None:
-        """Issue 5: SQS sends of 1 KiB vs raw boto3; large round trips vs the official client."""
-        env, base = self._messaging("sqs", url)
+    def sqs(
+        self, url: str, s3_url: str | None = None, sizes: Shaped | None = None, label: str = ""
+    ) -> None:
+        """Issue 5: SQS sends of 1 KiB vs raw boto3; large round trips vs the official client;
+        behind a network profile (``s3_url``, ``sizes``, ``label``) also 300 KB round trips."""
+        env, base = self._messaging("sqs", url, s3_url)
         client = self._aws(url, "sqs")
+        count = sizes.send_count if sizes else self.plan.send_count
 
         def small(which: str) -> dict[str, dict[str, Any]]:
             cfg = {**base, "client": which, "queue": sqs_bench.new_queue(client)}
-            cfg |= {"count": self.plan.send_count, "warmup": 20}
+            cfg |= {"count": count, "warmup": 20}
             return _sends(sqs_bench.run_child("small", cfg, env))
 
         def large(client_name: str, io: str, source: Path) -> dict[str, dict[str, Any]]:
@@ -365,7 +518,44 @@ class Harness:
             cfg["queue"] = sqs_bench.new_queue(client)
             return {"": _message_figures(sqs_bench.run_child("large", cfg, env))}
 
-        self._messaging_suite("sqs", "SQS", small, large, sqs_bench.LARGE, self.plan.sqs_sizes)
+        large_sizes = sizes.sqs_sizes if sizes else self.plan.sqs_sizes
+        self._messaging_suite("sqs", "SQS", small, large, sqs_bench.LARGE, large_sizes, label)
+        if sizes is None:
+            return
+        table = f"SQS 300 KB round trip (send, receive, read, delete), {label}"
+        rows = {
+            name: self.row(
+                suite="sqs",
+                table=table,
+                scenario=scenario,
+                size=sqs_bench.LATENCY_SIZE,
+                data="text",
+                client=name,
+                checksum="-" if name == "official" else "sha256",
+                baselines=("official SQS extended client",),
+                config={"round_trips": sizes.latency_count},
+            )
+            for name, scenario in (
+                ("official", "official SQS extended client"),
+                ("offload", "ours"),
+            )
+        }
+
+        def latency(which: str) -> dict[str, dict[str, Any]]:
+            cfg = {**base, "client": which, "queue": sqs_bench.new_queue(client)}
+            cfg |= {"count": sizes.latency_count, "warmup": 3}
+            r = sqs_bench.run_child("latency", cfg, env)
+            return {"": {"seconds": r["seconds"], "p90": r["p90"], "peak_rss_mib": r["peak_mib"]}}
+
+        jobs = [
+            Job(
+                f"sqs 300 KB {name}",
+                {"": row},
+                functools.partial(latency, "ours" if name == "offload" else name),
+            )
+            for name, row in rows.items()
+        ]
+        self.run_jobs(jobs, self.plan.repeat)
 
     def sns(self, url: str) -> None:
         """SNS publishes of 1 KiB vs raw boto3; large publishes vs the official SNS client."""
@@ -391,9 +581,11 @@ class Harness:
         large: Callable[[str, str, Path], dict[str, dict[str, Any]]],
         scenarios: tuple[tuple[str, str, str, str], ...],
         sizes: tuple[int, ...],
+        label: str = "",
     ) -> None:
         verb = "send" if suite == "sqs" else "publish"
-        table = f"{service} {verb}, 1 KiB message"
+        where = f", {label}" if label else ""
+        table = f"{service} {verb}, 1 KiB message{where}"
         common = {"suite": suite, "table": table, "size": KIB, "data": "text", "io": "str"}
         rows = {
             name: self.row(**common, scenario=name, client=client, baselines=("raw boto3",))
@@ -421,12 +613,13 @@ class Harness:
             for label, data, client_name, io in scenarios:
                 # SNS's "ours-zstd" compresses as SQS's does: zstd at the codec's defaults.
                 compression, options = sqs_bench.OURS.get(client_name, (None, {}))
-                config: dict[str, Any] = {"store_options": self.plan.store_options}
+                store_options = {} if label else self.plan.store_options
+                config: dict[str, Any] = {"store_options": store_options}
                 if compression == "zstd":
                     config["zstd"] = zstd_settings(options)
                 row = self.row(
                     suite=suite,
-                    table=f"{service} {what}",
+                    table=f"{service} {what}{where}",
                     scenario=label,
                     size=size,
                     data=data,
@@ -441,6 +634,36 @@ class Harness:
                 run = functools.partial(large, client_name, io, source)
                 jobs.append(Job(f"{suite} {size_label(size)} {data} {label}", {"": row}, run))
             self.run_jobs(jobs, self.plan.repeats(size))
+
+
+class Shaper:
+    """``shaper.py`` in a process of its own in front of ``upstreams``; :attr:`listeners` are
+    their shaped URLs, in the same order."""
+
+    def __init__(self, network: Network, upstreams: list[str]) -> None:
+        command = [sys.executable, str(HERE / "shaper.py"), *upstreams]
+        command += ["--rate-mb", str(network.rate_mb), "--rtt-ms", str(network.rtt_ms)]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError("the shaper did not start")
+        self.listeners: list[str] = json.loads(line)["listeners"]
+
+    def stats(self) -> dict[str, Any]:
+        """Bytes delivered each way, connections opened and the shaper's CPU seconds so far."""
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._process.stdin.write("stats\n")
+        self._process.stdin.flush()
+        return dict(json.loads(self._process.stdout.readline()))
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
 
 
 #: Row names of pipeline_bench's scenarios.
@@ -547,6 +770,7 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
             "size_label": size_label(row.size),
             "data": row.data,
             "client": row.client,
+            "network": row.network,
             "io": row.io,
             "compression": row.compression,
             "checksum": row.checksum,

@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the scenario modules sit beside this script
 
 import _report  # noqa: E402
-from _harness import PLANS, Harness, parse_size, summarize  # noqa: E402
+from _harness import PLANS, PROFILES, Harness, parse_size, summarize  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the run order")
     parser.add_argument("--tmpdir", type=Path, help="where payload files go")
     parser.add_argument(
+        "--network",
+        action="append",
+        choices=[*PROFILES, "all"],
+        help=(
+            "network profile(s) to run behind, in order (repeat the option; default: loopback "
+            "with --quick, all three otherwise): loopback (127.0.0.1 as it is), same-region "
+            "(90 MB/s per connection, 2 ms RTT), cross-region (50 MB/s, 70 ms)"
+        ),
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="run nothing: write the Markdown and plots again from --out's results.json",
@@ -66,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return write(report, args.out)
 
     name = "quick" if args.quick else "complete" if args.complete else "full"
-    plan = PLANS[name].capped(args.max_size, args.repeat, args.count)
+    networks = args.network or (["loopback"] if args.quick else ["all"])
+    chosen = PROFILES if "all" in networks else tuple(dict.fromkeys(networks))
+    plan = PLANS[name].on(chosen).capped(args.max_size, args.repeat, args.count)
     command = "python benchmarks/run.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = datetime.now(timezone.utc)
     start, load_start = time.monotonic(), _report.load_average()
@@ -92,6 +104,7 @@ def write(report: dict[str, Any], out: Path) -> int:
     """The targets and notes of ``report``, then every output file; 1 if a scenario failed."""
     entries = report["results"]
     report["configurations"] = _report.configuration_notes(report["plan"])
+    report["configurations"] += _report.network_notes(report["plan"])
     report["targets"] = _report.targets(entries)
     out.mkdir(parents=True, exist_ok=True)
     machine = report["machine"]

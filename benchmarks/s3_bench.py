@@ -80,6 +80,17 @@ SCENARIOS: tuple[tuple[str, bool], ...] = (
     ("offload ranged", True),
     ("offload stream, full-object CRC", False),
 )
+#: (name, data): the scenarios behind a network profile (``run.py --network``), in table order.
+#: ``offload`` is the Offloader with sha256 on the store at its defaults (what a user gets),
+#: ``offload + zstd`` the same with zstd at the codec's defaults; ``boto3 transfer`` is what a
+#: user would pick instead (``upload_fileobj``/``download_fileobj``, default ``TransferConfig``).
+SHAPED_SCENARIOS: tuple[tuple[str, str], ...] = (
+    ("boto3 object", "random"),
+    ("boto3 transfer", "random"),
+    ("offload", "random"),
+    ("boto3 transfer", "json"),
+    ("offload + zstd", "json"),
+)
 CREDENTIALS = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
 
 
@@ -193,19 +204,18 @@ def run_scenario(
         from offload_backends.s3 import S3Store
         from offload_core.offloader import Offloader
 
-        read_concurrency = 4 if name.endswith("ranged") else 1
-        # Per-part CRC32 checksums, as boto3 uploads by default, except for the row that shows
-        # the store's default: one CRC32 of the whole object (moto copies such an object twice
-        # more to complete it; S3 does not).
-        checksum_type: Literal["FULL_OBJECT", "COMPOSITE"] = (
-            "FULL_OBJECT" if name.endswith("full-object CRC") else "COMPOSITE"
-        )
-        store = S3Store(
-            f"s3://{BUCKET}/bench",
-            read_concurrency=read_concurrency,
-            checksum_type=checksum_type,
-            **_storage_options(endpoint, unsigned),
-        )
+        options: dict[str, Any] = {}
+        if name.endswith(("stream", "ranged", "CRC")):
+            options["read_concurrency"] = 4 if name.endswith("ranged") else 1
+            # Per-part CRC32 checksums, as boto3 uploads by default, except for the row that
+            # shows the store's default: one CRC32 of the whole object (moto copies such an
+            # object twice more to complete it; S3 does not).
+            checksum_type: Literal["FULL_OBJECT", "COMPOSITE"] = (
+                "FULL_OBJECT" if name.endswith("full-object CRC") else "COMPOSITE"
+            )
+            options["checksum_type"] = checksum_type
+        # else ("offload", "offload + zstd"): the store's defaults.
+        store = S3Store(f"s3://{BUCKET}/bench", **options, **_storage_options(endpoint, unsigned))
         with store.open_write("warm-up-store") as sink:
             sink.write(b"x")
         store.open_read("warm-up-store").close()
@@ -221,7 +231,16 @@ def run_scenario(
                     shutil.copyfileobj(stream, file, 8 * MIB)
 
         else:
-            off = Offloader(store, checksum="sha256", mode="always")
+            # The network profiles' rows ("offload", "offload + zstd") carry binary data: the
+            # native pointer format; the loopback rows send text in the AWS format.
+            shaped = name in (n for n, _ in SHAPED_SCENARIOS)
+            off = Offloader(
+                store,
+                checksum="sha256",
+                mode="always",
+                compression="zstd" if "zstd" in name else None,
+                pointer_format="native" if shaped else "aws",
+            )
             sent: dict[str, Any] = {}
 
             def up() -> None:

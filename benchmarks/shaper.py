@@ -144,6 +144,8 @@ class Shaper:
         self.upstreams = upstreams
         self.counters = Counters()
         self.servers: list[asyncio.Server] = []
+        #: The running pumps (the event loop keeps only weak references to tasks).
+        self.tasks: set[asyncio.Future[None]] = set()
         self.listeners: list[str] = []
 
     async def start(self) -> None:
@@ -191,7 +193,17 @@ class Shaper:
             first = accepted + self.profile.handshake
             up = Direction(self.profile, client_reader, upstream_writer, count, 0, first)
             down = Direction(self.profile, upstream_reader, client_writer, count, 1, accepted)
-            await asyncio.gather(up.read(), up.deliver(), down.read(), down.deliver())
+            # The connection ends when the reply direction does: the server closed and all it
+            # sent was delivered, or the client went away; then the rest stops with it.
+            pumps = {asyncio.ensure_future(c) for c in (up.read(), up.deliver(), down.read())}
+            self.tasks |= pumps
+            try:
+                await down.deliver()
+            finally:
+                for task in pumps:
+                    task.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
+                self.tasks -= pumps
         except (ConnectionError, OSError):
             pass
         finally:

@@ -181,6 +181,61 @@ def child_small(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: The payload of the latency runs: just over SQS's 256 KiB, so every client stores it.
+LATENCY_SIZE = 300_000
+
+
+def child_latency(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``count`` round trips of a 300 KB message one after another (send, receive, read the
+    payload, delete message and payload), each timed; the median (p50) and p90."""
+    import boto3
+
+    body = make_text_bytes(LATENCY_SIZE)
+    url = cfg["queue"]
+    if cfg["client"] == "official":
+        import sqs_extended_client  # noqa: F401  (patches boto3.Session)
+
+        sqs = boto3.client("sqs")
+        sqs.large_payload_support = cfg["bucket"]
+        sqs.delete_payload_from_s3 = True
+        text = body.decode()
+
+        def round_trip() -> None:
+            sqs.send_message(QueueUrl=url, MessageBody=text)
+            (message,) = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+            assert message["Body"] == text
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    else:
+        queue = _ours(cfg, boto3.client("sqs"))
+
+        def round_trip() -> None:
+            queue.send(body)
+            (message,) = queue.receive(1, wait_seconds=5)
+            assert message.payload() == body
+            message.ack()
+
+    for _ in range(cfg["warmup"]):
+        round_trip()
+    times = []
+    baseline, precise = _memory()
+    for _ in range(cfg["count"]):
+        start = time.perf_counter()
+        round_trip()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return {
+        "seconds": statistics.median(times),
+        "p90": times[min(len(times) - 1, int(0.9 * len(times)))],
+        "peak_mib": _peak_over(baseline, precise),
+    }
+
+
+def make_text_bytes(size: int) -> bytes:
+    """``size`` bytes of random base64 text."""
+    return base64.b64encode(os.urandom(size))[:size]
+
+
 def _drain(sqs: Any, url: str) -> None:
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
         entries = [
@@ -274,15 +329,35 @@ def run_child(
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def aws_env(endpoint: str, region: str, credentials: dict[str, str]) -> dict[str, str]:
-    """This process's environment for the children, every AWS client sent to ``endpoint``."""
+def aws_env(
+    endpoint: str,
+    region: str,
+    credentials: dict[str, str],
+    *,
+    s3_endpoint: str | None = None,
+    config_file: Path | None = None,
+) -> dict[str, str]:
+    """This process's environment for the children, every AWS client sent to ``endpoint``
+    (S3 clients to ``s3_endpoint`` if given), with ``config_file`` as their AWS config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return env | {
+    env |= {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_DEFAULT_REGION": region,
         "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
     }
+    if s3_endpoint is not None:
+        env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+    if config_file is not None:
+        env["AWS_CONFIG_FILE"] = str(config_file)
+    return env
+
+
+def unsigned_config(path: Path) -> Path:
+    """An AWS config file turning off the SHA-256 of S3 request bodies for every boto3 client
+    that reads it (the official clients' too), as HTTPS does."""
+    path.write_text("[default]\ns3 =\n    payload_signing_enabled = false\n")
+    return path
 
 
 def new_queue(sqs: Any) -> str:
@@ -312,7 +387,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, cfg = args.child
-        result = (child_small if kind == "small" else child_large)(json.loads(cfg))
+        children = {"small": child_small, "large": child_large, "latency": child_latency}
+        result = children[kind](json.loads(cfg))
         print(json.dumps(result))
         return
 
