@@ -188,9 +188,9 @@ class Shaper:
                 sock = writer.get_extra_info("socket")
                 if sock is not None:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # The request's first byte leaves after the handshake; the reply's link is free as
-            # soon as the request reaches the server.
-            first = accepted + self.profile.handshake
+            # The request leaves once the handshake is done and reaches the server half a
+            # round trip later; the reply's link is free from the start.
+            first = accepted + self.profile.handshake + self.profile.one_way
             up = Direction(self.profile, client_reader, upstream_writer, count, 0, first)
             down = Direction(self.profile, upstream_reader, client_writer, count, 1, accepted)
             # The connection ends when the reply direction does: the server closed and all it

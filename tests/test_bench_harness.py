@@ -237,3 +237,63 @@ def test_report_shows_the_fast_zstd_row(bench: dict[str, ModuleType], tmp_path: 
     assert "| file |" in row
     assert "| zstd (0.350) |" in row
     assert "| 2.50 (2.50) |" in row
+
+
+# -- behind the network profiles ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shaped_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("shaped")
+    command = [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--max-size", "1MiB"]
+    command += ["--network", "same-region", "--network", "cross-region"]
+    command += ["--repeat", "1", "--count", "3", "--out", str(out)]
+    command += ["--tmpdir", str(tmp_path_factory.mktemp("payloads"))]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr[-5000:]
+    report: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return out, report
+
+
+@pytest.mark.slow
+def test_every_profile_runs_its_scenarios_through_the_shaper(
+    shaped_run: tuple[Path, dict[str, Any]], bench: dict[str, ModuleType]
+) -> None:
+    out, report = shaped_run
+    s3_bench = pytest.importorskip("s3_bench")
+    entries = report["results"]
+    assert {e["network"] for e in entries} == {"same-region", "cross-region"}
+    assert report["plan"]["networks"] == ["same-region", "cross-region"]
+    for profile in ("same-region", "cross-region"):
+        rows = [e for e in entries if e["network"] == profile]
+        for entry in rows:
+            where = f"{entry['table']} / {entry['scenario']}"
+            assert not entry["errors"], where
+            assert entry["seconds_best"] > 0, where
+            assert profile in entry["table"], where
+            for run in entry["runs"]:  # one payload per run: the shaper counted what moved
+                if entry["suite"] == "s3" or (
+                    entry["size"] > 1024 and "300 KB" not in entry["table"]
+                ):
+                    assert run["wire_up"] >= entry["size"] * entry.get("stored_ratio", 1.0) * 0.9
+                    assert run["wire_down"] > 0
+                    assert run["shaper_cpu_seconds"] > 0
+        s3 = {(e["scenario"], e["data"]) for e in rows if e["suite"] == "s3"}
+        assert s3 == set(s3_bench.SHAPED_SCENARIOS)
+        large = {e["scenario"] for e in rows if e["suite"] == "sqs" and e["size"] == 1024**2}
+        assert large == {label for label, *_ in bench["sqs"].LARGE}
+        latency = {e["scenario"]: e for e in rows if "300 KB" in e["table"]}
+        assert set(latency) == {"official SQS extended client", "ours"}
+        assert latency["ours"]["size"] == bench["sqs"].LATENCY_SIZE
+        judged = {t["target"] for t in report["targets"] if t["scope"] == profile}
+        assert any(t.startswith("300 KB message") for t in judged)
+        assert any(t.startswith("1 KiB send") for t in judged)
+        assert any(t.startswith("peak RSS growth of streams") for t in judged)
+    markdown = (out / "results.md").read_text()
+    assert "# same-region (90 MB/s per connection, 2 ms RTT)" in markdown
+    assert "# cross-region (50 MB/s per connection, 70 ms RTT)" in markdown
+    assert "bytes up / down per payload byte" in markdown
+    for name in ("throughput-same-region.png", "memory-cross-region.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert f"]({name})" in markdown
+    assert not (out / "throughput.png").exists()  # no loopback rows in this run
