@@ -16,7 +16,7 @@ memory is its own and the official client's patching of ``boto3.Session`` stays 
   random base64 text (valid for every client; zstd gains little on it) or JSON records. The
   official client takes and returns ``str``; ours runs with ``bytes`` in and out, and with a file
   in and a file out (a verified stream copied to disk). On JSON ours compresses with zstd
-  (native pointer format): at the codec's defaults (level 3, one thread), and streamed at
+  (native pointer format): at the codec's defaults (level 2, two worker threads), and streamed at
   level 1 on two worker threads (faster, for a little more stored); on text it writes the AWS
   format, as the official client does.
 
@@ -68,7 +68,7 @@ LARGE = (
 )
 #: Our clients of the large-payload runs: the Offloader's ``compression`` and
 #: ``compression_options`` (keywords of :class:`offload_core.codecs.ZstdCodec`; none given:
-#: its defaults, level 3 on the caller's thread).
+#: its defaults, level 2 on two worker threads where two CPUs are available).
 OURS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "ours": (None, {}),
     "ours-zstd": ("zstd", {}),

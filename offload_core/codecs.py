@@ -13,7 +13,9 @@ cut short inside a frame is reported instead of silently ending early.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeAlias, TypeVar, runtime_checkable
 
@@ -149,20 +151,44 @@ class IdentityCodec:
         return _LimitedReader(source, limit=limit, location=location)
 
 
+#: Payloads whose first chunk is smaller than this are compressed on the caller's thread:
+#: zstd's workers split the input into jobs of this size, so a smaller one gains nothing.
+THREADED_MIN = 2 * 1024 * 1024
+
+
+def default_threads() -> int:
+    """Worker threads for zstd by default: two where the process may run on two CPUs or more
+    (compression is then rarely the bottleneck of an upload on a fast network), else none."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return 2 if cpus >= 2 else 0
+
+
 class ZstdCodec:
     """Streaming Zstandard with frame checksums; decompression bounded in output and window.
 
-    ``max_window_log`` caps the history a frame may ask the decoder to keep (2**27 = 128 MiB by
-    default, zstd's own default limit); ``threads`` > 0 compresses with that many worker threads.
+    ``level`` 2 by default: on JSON and logs it stores about what zstd's own default (3) does,
+    at about 1.4 times its speed. ``threads`` > 0 compresses payloads of at least
+    :data:`THREADED_MIN` with that many worker threads (in jobs of that size, which bounds
+    their memory), 0 on the caller's thread; by default two where two CPUs are available
+    (:func:`default_threads`). The stored frame is the same either way. ``max_window_log`` caps
+    the history a frame may ask the decoder to keep (2**27 = 128 MiB by default, zstd's own
+    default limit).
     """
 
     name = "zstd"
 
-    def __init__(self, level: int = 3, threads: int = 0, max_window_log: int = 27) -> None:
+    def __init__(
+        self, level: int = 2, threads: int | None = None, max_window_log: int = 27
+    ) -> None:
         if not 10 <= max_window_log <= 31:
             raise ValueError("max_window_log must be between 10 and 31")
+        if threads is not None and threads < 0:
+            raise ValueError("threads must be 0 (the caller's thread) or more")
         self.level = level
-        self.threads = threads
+        self.threads = default_threads() if threads is None else threads
         self.max_window_log = max_window_log
 
     def __repr__(self) -> str:
@@ -174,9 +200,17 @@ class ZstdCodec:
     def compress(self, chunks: Iterable[Frozen]) -> Iterator[Frozen]:
         """One frame, emitted as the compressor produces it (each piece about a chunk or less)."""
         zstd = _zstandard()
-        cctx = zstd.ZstdCompressor(level=self.level, threads=self.threads, write_checksum=True)
-        compressor = cctx.compressobj()
-        for chunk in chunks:
+        pieces = iter(chunks)
+        first = next(pieces, b"")
+        threads = self.threads if len(first) >= THREADED_MIN else 0
+        params = zstd.ZstdCompressionParameters.from_level(
+            self.level,
+            threads=threads,
+            job_size=THREADED_MIN if threads else 0,
+            write_checksum=True,
+        )
+        compressor = zstd.ZstdCompressor(compression_params=params).compressobj()
+        for chunk in chain((first,), pieces):
             if out := compressor.compress(chunk):
                 yield out
         yield compressor.flush()
