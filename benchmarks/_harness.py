@@ -317,7 +317,7 @@ class Harness:
         """The S3 and SQS suites behind ``network``: S3 on the local endpoint (which serves
         ranged GETs without re-reading the object), SQS on moto, both through one shaper."""
         local = s3_bench.Endpoint("local", self.workdir)
-        moto = s3_bench.Endpoint("moto", self.workdir)
+        moto = s3_bench.Endpoint("moto-keepalive", self.workdir)
         self.shaper = Shaper(network, [local.url, moto.url])
         try:
             s3_url, aws_url = self.shaper.listeners

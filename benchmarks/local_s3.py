@@ -19,6 +19,7 @@ import http.server
 import os
 import re
 import shutil
+import socket
 import sys
 import threading
 import uuid
@@ -37,6 +38,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm holds the
+        # body until the client's delayed ACK (40 ms) of the headers.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # -- plumbing ----------------------------------------------------------------------------
 

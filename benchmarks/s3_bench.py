@@ -303,6 +303,8 @@ class Endpoint:
         self.kind = kind
         if kind == "moto":
             command = [sys.executable, "-c", MOTO_SERVER]
+        elif kind == "moto-keepalive":  # moto behind a server that keeps connections open
+            command = [sys.executable, str(HERE / "moto_keepalive.py")]
         else:
             command = [sys.executable, str(HERE / "local_s3.py"), str(root / "local-s3")]
         self._process = subprocess.Popen(
