@@ -23,7 +23,7 @@ from ._loop import io_loop
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Boto3Requests", "boto3_s3_client"]
+__all__ = ["Boto3Requests", "boto3_s3_client", "send_bodies_at_once"]
 
 #: s3fs storage options -> boto3 client arguments.
 _CREDENTIALS = {"key": "aws_access_key_id", "secret": "aws_secret_access_key"}
@@ -129,6 +129,20 @@ class Boto3Requests:
         return self._run(method, params)
 
 
+def send_bodies_at_once(client: Any) -> None:
+    """Have ``client`` send upload bodies right after their headers, without the
+    ``Expect: 100-continue`` botocore adds to every upload: waiting for S3's ``100 Continue``
+    costs each part a round trip (70 ms across regions). What it would save, not sending a
+    body S3 refuses anyway (a denied or redirected request), costs at most one part here."""
+    client.meta.events.register_last(
+        "before-call.s3", _drop_expect, unique_id="offload-send-bodies-at-once"
+    )
+
+
+def _drop_expect(params: dict[str, Any], **_: Any) -> None:
+    params.get("headers", {}).pop("Expect", None)
+
+
 def boto3_s3_client(options: Mapping[str, Any]) -> Any:
     """A boto3 S3 client from s3fs-style storage options (``key``/``secret``/``token``,
     ``profile``, ``endpoint_url``, ``client_kwargs``, ``config_kwargs``)."""
@@ -157,5 +171,8 @@ def boto3_s3_client(options: Mapping[str, Any]) -> Any:
             "(offload[s3]) for s3fs's options, or pass client=boto3.client('s3', ...)"
         )
     if session_args["profile_name"] is None:  # the default session: its loaded data is shared
-        return boto3.client("s3", config=Config(**config), **client_args)
-    return boto3.Session(**session_args).client("s3", config=Config(**config), **client_args)
+        client = boto3.client("s3", config=Config(**config), **client_args)
+    else:
+        client = boto3.Session(**session_args).client("s3", config=Config(**config), **client_args)
+    send_bodies_at_once(client)
+    return client

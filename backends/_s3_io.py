@@ -12,10 +12,12 @@ methods on a thread pool (:mod:`offload_backends._s3_boto3`):
   visible in S3 until :meth:`~MultipartWriter.commit`; :meth:`~MultipartWriter.abort` stops the
   part uploads and aborts the multipart upload.
 * :class:`ObjectReader` reads one ``GetObject`` stream, prefetching two small blocks, or, with
-  ``concurrency > 1`` and an object larger than a part, up to ``concurrency`` ranged parts at
-  once. A request that fails mid-stream is resumed from the byte it reached with a ranged
-  ``GetObject`` conditional on the first response's ETag, within one retry budget per read. The
-  bytes are checked at the end against the object's full-object checksum, when it has one.
+  ``concurrency > 1`` and an object larger than a span, up to ``concurrency`` ranged requests
+  at once. The first response (a whole-object ``GetObject``, or the first range) is opened by
+  the store; every later request is conditional on its ETag. A request that fails mid-stream
+  is resumed from the byte it reached, within one retry budget per read. The bytes are checked
+  at the end against the object's full-object checksum when the first response carried one
+  (ranged responses never do) and always against the object's size.
 """
 
 from __future__ import annotations
@@ -44,9 +46,16 @@ from offload_core.pipeline import is_frozen
 from ._errors import translate_fsspec_error
 from ._loop import sync
 from ._s3_checksums import Digest, append, encode, expected_checksum, new_digest
-from ._s3_limits import MAX_PARTS, MIN_PART_SIZE
+from ._s3_limits import MAX_PARTS, MIN_PART_SIZE, grown_part_size
 
-__all__ = ["MAX_PARTS", "MIN_PART_SIZE", "Call", "MultipartWriter", "ObjectReader"]
+__all__ = [
+    "MAX_PARTS",
+    "MIN_PART_SIZE",
+    "Call",
+    "MultipartWriter",
+    "ObjectReader",
+    "total_size",
+]
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +151,11 @@ class _PartBody:
 
 
 class MultipartWriter(io.RawIOBase):
-    """A write-only stream that becomes one S3 object when :meth:`commit` is called."""
+    """A write-only stream that becomes one S3 object when :meth:`commit` is called.
+
+    With ``grow``, parts past :data:`~offload_backends._s3_limits.GROW_AFTER` get larger (and
+    fewer go at once, down to one), so that a stream of unknown length never runs out of parts.
+    """
 
     def __init__(
         self,
@@ -160,6 +173,7 @@ class MultipartWriter(io.RawIOBase):
         full_object: bool = True,
         exclusive: bool,
         params: Mapping[str, Any],
+        grow: bool = False,
     ) -> None:
         super().__init__()
         self._call = call
@@ -168,6 +182,10 @@ class MultipartWriter(io.RawIOBase):
         self._location = location
         self._part_size = part_size
         self._concurrency = concurrency
+        self._first_part_size = part_size if grow else None
+        self._first_concurrency = concurrency
+        #: Parts cut from the stream so far (held, uploading or uploaded).
+        self._cut = 0
         self._threshold = max(part_size, multipart_threshold or 0)
         #: Full parts kept back while the payload may still fit one ``PutObject``.
         self._held: list[_Part] = []
@@ -220,6 +238,11 @@ class MultipartWriter(io.RawIOBase):
 
     def _take(self) -> _Part:
         part, self._part = self._part, _Part()
+        self._cut += 1
+        if self._first_part_size is not None:
+            self._part_size = grown_part_size(self._first_part_size, self._cut + 1)
+            doublings = (self._part_size // self._first_part_size).bit_length() - 1
+            self._concurrency = max(1, self._first_concurrency >> doublings)
         return part
 
     def _checksum(self, part: _Part) -> dict[str, str]:
@@ -398,8 +421,26 @@ async def _closed(size: int) -> bytes:
     raise _Truncated("the response body was closed")
 
 
+def total_size(response: Mapping[str, Any]) -> int:
+    """The size of the object a ``GetObject`` response is part of: the total of its
+    ``Content-Range`` when it has one (a ranged response), else its ``Content-Length``."""
+    content_range = response.get("ContentRange")
+    if content_range:
+        total = str(content_range).rpartition("/")[2]
+        if total.isdigit():
+            return int(total)
+    return int(response["ContentLength"])
+
+
 class ObjectReader(io.RawIOBase):
-    """A read-only stream of one S3 object, given the ``GetObject`` response that opened it."""
+    """A read-only stream of one S3 object, given the ``GetObject`` response that opened it:
+    the whole object, or (for a ranged read) its first ``span`` bytes.
+
+    ``size`` is the object's size (:func:`total_size` of the response, which the store has
+    checked against what the caller expected). With ``concurrency > 1`` and an object larger
+    than ``span``, the rest is read as ranges of ``span`` bytes, ``concurrency`` at a time;
+    otherwise the first response is read as one stream.
+    """
 
     def __init__(
         self,
@@ -410,7 +451,8 @@ class ObjectReader(io.RawIOBase):
         response: Mapping[str, Any],
         *,
         location: str,
-        part_size: int,
+        size: int,
+        span: int,
         concurrency: int,
         retries: int,
     ) -> None:
@@ -419,13 +461,13 @@ class ObjectReader(io.RawIOBase):
         self._loop = loop
         self._target = {"Bucket": bucket, "Key": key}
         self._location = location
-        #: The object's size, from the response's ``Content-Length``.
-        self.size = int(response["ContentLength"])
+        #: The object's size.
+        self.size = size
         self._etag: str | None = response.get("ETag")
         self._expected = expected_checksum(response)
         self._digest = new_digest(self._expected[0]) if self._expected else None
-        ranged = concurrency > 1 and self.size > part_size
-        self._span = part_size if ranged else STREAM_BLOCK
+        ranged = concurrency > 1 and self.size > span
+        self._span = span if ranged else STREAM_BLOCK
         self._ahead = concurrency if ranged else 2
         self._first = _Body(response["Body"], until=self._span if ranged else self.size)
         self._shared = not ranged
@@ -578,6 +620,15 @@ class ObjectReader(io.RawIOBase):
         if self._etag:
             params["IfMatch"] = self._etag
         response = await self._call("get_object", **params)
+        total = total_size(response)
+        if total != self.size:  # only from endpoints that ignore If-Match
+            with suppress(Exception):
+                response["Body"].close()
+            raise TransientStorageError(
+                f"{self._location} is now {total} bytes, not {self.size}: it was replaced while "
+                "it was being read; read it again",
+                location=self._location,
+            )
         return response["Body"]
 
     async def _recover(self, exc: Exception, position: int) -> None:

@@ -19,6 +19,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from offload_core.aws.arn import is_mrap_arn
@@ -85,8 +86,8 @@ class MrapStore(S3Store):
     def _serves_mrap(cls) -> bool:
         return True
 
-    def _get(self, object_key: str) -> Any:
-        return self._wait_for_replica(super()._get, object_key)
+    def _get(self, object_key: str, **params: Any) -> Any:
+        return self._wait_for_replica(partial(super()._get, **params), object_key)
 
     def _head(self, object_key: str) -> Any:
         return self._wait_for_replica(super()._head, object_key)

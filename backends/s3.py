@@ -18,6 +18,10 @@ metadata as ``x-amz-meta-*``, a CRC checksum S3 checks (per part, and for the wh
 ``If-None-Match: *`` for exclusive writes, so that a retried content-addressed publish never
 writes twice. It never changes bucket configuration.
 
+Reads check the object's size and any full-object checksum S3 keeps. A reader that knows the
+size (the Offloader, from the pointer) calls :meth:`S3Store.open_read_sized`, and a large
+object is then read as parallel ranged requests from the first request on.
+
 The plugin registers :func:`offload_backends.s3_factory.open_store` for ``s3://`` URLs, which
 opens an :class:`~offload_backends.mrap.MrapStore` for a Multi-Region Access Point ARN.
 """
@@ -33,19 +37,37 @@ from typing import Any, BinaryIO, Literal, cast
 
 from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError, error_status
-from offload_core.errors import ConfigurationError, MissingDependencyError, StorageError
+from offload_core.errors import (
+    ConfigurationError,
+    MissingDependencyError,
+    SizeMismatchError,
+    StorageError,
+)
 from offload_core.formats.aws import parse_s3_location, s3_location_problem
 from offload_core.store import ObjectInfo, StoreStream, key_problem, translating, validate_key
 
 from ._errors import translate_fsspec_error
 from ._loop import sync
-from ._s3_boto3 import Boto3Requests, boto3_s3_client
+from ._s3_boto3 import Boto3Requests, boto3_s3_client, send_bodies_at_once
 from ._s3_checksums import upload_digest
-from ._s3_limits import MAX_PART_SIZE, MIN_PART_SIZE
+from ._s3_limits import (
+    AUTO_MULTIPART_THRESHOLD,
+    AUTO_PART_SIZE,
+    AUTO_READ_CONCURRENCY,
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    SINGLE_READ_MAX,
+    read_plan,
+    write_concurrency,
+)
 
 __all__ = ["BucketNotFoundError", "S3Store", "split_url"]
 
 MiB = 1024 * 1024
+#: Reads without a size hint are split into ranges only for objects at least this large: their
+#: first response streams the whole object, and closing it after the first range wastes the
+#: bytes already on their way (about one bandwidth-delay product).
+UNSIZED_RANGED_MIN = 16 * MiB
 
 _CANNED_ACLS = frozenset(
     {"private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read",
@@ -129,15 +151,25 @@ def _metadata_params(metadata: Mapping[str, str] | None, location: str) -> dict[
 class S3Store:
     """Objects under ``s3://bucket/prefix``, written and read as streams in bounded memory.
 
-    :param part_size: bytes per multipart part (5 MiB to 5 GiB). Objects can have at most 10,000
-        parts.
-    :param multipart_threshold: payloads of at most this many bytes (default: 16 MiB, and at
+    By default a write has 30 MiB of parts in flight and a read 40 MiB of ranges (so a streamed
+    write or read stays within about 64 MiB of memory), spread over many connections: one
+    connection to S3 carries about 90 MB/s, and each request waits a round trip before its
+    bytes flow.
+
+    :param part_size: bytes per multipart part (5 MiB to 5 GiB); objects can have at most
+        10,000 parts. Default (``None``): 5 MiB, S3's smallest, growing past the 5,000th part
+        (24 GiB) so that any stream fits.
+    :param multipart_threshold: payloads of at most this many bytes (default: 8 MiB, and at
         least one part) are held in memory and sent as one ``PutObject``; larger ones are
         uploaded in parts as they are written.
     :param concurrency: parts uploaded at once; a write holds at most ``concurrency + 1`` parts,
-        or ``multipart_threshold`` bytes and one part, whichever is more.
-    :param read_concurrency: ranged parts downloaded at once for objects larger than a part
-        (default: ``concurrency``); 1 reads one ``GetObject`` stream.
+        or ``multipart_threshold`` bytes and one part, whichever is more. Default (``None``):
+        as many as 30 MiB holds (6 parts of 5 MiB).
+    :param read_concurrency: ranged ``GetObject`` requests at once per read; 1 reads one
+        ``GetObject`` stream. Ranges are about size / ``read_concurrency``, from 1 to 4 MiB
+        (and at most 40 MiB / ``read_concurrency``). Default (``None``): up to 10 at once, as
+        many as the object's size gives. Reads with a size hint (:meth:`open_read_sized`) split
+        objects over 2 MiB; other reads split objects of 16 MiB and more.
     :param read_retries: mid-stream download failures resumed (with ranged requests) per read.
     :param checksum_algorithm: ``"CRC32"``, ``"CRC32C"`` or ``"CRC64NVME"`` requested on upload,
         or ``None`` for endpoints that do not support additional checksums. Downloads check any
@@ -154,7 +186,9 @@ class S3Store:
     :param expected_bucket_owner: the account id that must own the bucket; sent with every
         request, so a bucket re-created by another account is never written or read.
     :param client: a boto3 S3 client to send every request through, instead of s3fs (the
-        default when s3fs is installed); then no other storage options are taken.
+        default when s3fs is installed); then no other storage options are taken. The store
+        leaves it as it is: its uploads wait for ``100 Continue`` as botocore has them do, a
+        round trip per part that the clients the store makes itself skip.
     :param storage_options: passed to :class:`s3fs.S3FileSystem` unchanged, or, without s3fs,
         used to make a boto3 client.
     """
@@ -166,9 +200,9 @@ class S3Store:
         self,
         url: str,
         *,
-        part_size: int = 8 * MiB,
-        multipart_threshold: int = 16 * MiB,
-        concurrency: int = 4,
+        part_size: int | None = None,
+        multipart_threshold: int | None = None,
+        concurrency: int | None = None,
         read_concurrency: int | None = None,
         read_retries: int = 5,
         checksum_algorithm: str | None = "CRC32",
@@ -187,21 +221,25 @@ class S3Store:
                 f"{bucket} is a Multi-Region Access Point: open it with the mrap backend "
                 "(offload_backends.mrap.MrapStore, which s3:// URLs select automatically)"
             )
+        self._grow = part_size is None
+        part_size = AUTO_PART_SIZE if part_size is None else part_size
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise ConfigurationError(
                 f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes (S3's part "
                 f"limits), not {part_size}"
             )
+        if multipart_threshold is None:
+            multipart_threshold = AUTO_MULTIPART_THRESHOLD
         if not 0 < multipart_threshold <= MAX_PART_SIZE:
             raise ConfigurationError(
                 f"multipart_threshold must be between 1 and {MAX_PART_SIZE} bytes (S3's largest "
                 f"PutObject), not {multipart_threshold}"
             )
-        read_concurrency = concurrency if read_concurrency is None else read_concurrency
-        if concurrency < 1 or read_concurrency < 1 or read_retries < 0:
-            raise ConfigurationError(
-                "concurrency and read_concurrency must be at least 1, read_retries at least 0"
-            )
+        concurrency = write_concurrency(part_size) if concurrency is None else concurrency
+        if concurrency < 1 or (read_concurrency is not None and read_concurrency < 1):
+            raise ConfigurationError("concurrency and read_concurrency must be at least 1")
+        if read_retries < 0:
+            raise ConfigurationError("read_retries must be at least 0")
         self._digest = upload_digest(checksum_algorithm)
         if checksum_type not in ("FULL_OBJECT", "COMPOSITE"):
             raise ConfigurationError(
@@ -213,15 +251,20 @@ class S3Store:
         extra = dict(storage_options.pop("s3_additional_kwargs", None) or {})
         extra.update(_request_options(sse, kms_key_id, acl, expected_bucket_owner))
         config = dict(storage_options.pop("config_kwargs", None) or {})
-        config.setdefault("max_pool_connections", max(10, 2 * max(concurrency, read_concurrency)))
+        # A write and a read of the same store may run at once.
+        requests = concurrency + (read_concurrency or AUTO_READ_CONCURRENCY)
+        config.setdefault("max_pool_connections", max(10, requests))
         #: The bucket name, or access point ARN, objects are stored in.
         self.bucket = bucket
         #: The key prefix of every object, without a trailing slash ("" for none).
         self.prefix = prefix
         self.url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        #: Bytes per part (of the first parts, when sized automatically).
         self.part_size = part_size
         self.multipart_threshold = max(part_size, multipart_threshold)
+        #: Parts uploaded at once (at first, when sized automatically).
         self.concurrency = concurrency
+        #: Ranges read at once, or ``None`` when chosen from each object's size.
         self.read_concurrency = read_concurrency
         self.read_retries = read_retries
         self.checksum_algorithm = checksum_algorithm
@@ -246,8 +289,8 @@ class S3Store:
                     f"({', '.join(given)}): configure the client"
                 )
             self.client = client or boto3_s3_client({**storage_options, "config_kwargs": config})
-            threads = 2 * max(concurrency, read_concurrency) + 2
-            self._io = Boto3Requests(self.client, extra, threads)
+            # A request, and then its body's reads, each take a thread.
+            self._io = Boto3Requests(self.client, extra, requests + 2)
 
     @classmethod
     def _serves_mrap(cls) -> bool:
@@ -280,9 +323,9 @@ class S3Store:
         """One S3 request from this thread, with the store's request options."""
         return self._io.request(method, Bucket=self.bucket, **params)
 
-    def _get(self, object_key: str) -> Any:
+    def _get(self, object_key: str, **params: Any) -> Any:
         """The ``GetObject`` response (headers and an open body) that a read starts from."""
-        return self._request("get_object", Key=object_key, ChecksumMode="ENABLED")
+        return self._request("get_object", Key=object_key, ChecksumMode="ENABLED", **params)
 
     def _head(self, object_key: str) -> Any:
         return self._request("head_object", Key=object_key)
@@ -335,6 +378,7 @@ class S3Store:
             full_object=self.checksum_type == "FULL_OBJECT",
             exclusive=exclusive,
             params=params,
+            grow=self._grow,
         )
         stream = StoreStream(
             cast(BinaryIO, writer),
@@ -356,10 +400,71 @@ class S3Store:
             writer.close()
 
     def open_read(self, key: str) -> BinaryIO:
+        """A stream of the object, from a ``GetObject`` of the whole object (which raises
+        ``PayloadNotFoundError`` here if there is none).
+
+        Checked at the end of the stream: the object's size (``Content-Length``) and S3's
+        full-object checksum when the object has one (a CRC of the whole object, or the
+        checksum of a single ``PutObject``). Objects of 16 MiB or more are read as ranges after
+        the first one (unless ``read_concurrency`` is 1), each conditional on the first
+        response's ETag."""
         object_key = self._object_key(key)
         location = self.location(key)
         with translating(translate_fsspec_error, location):
             response = self._get(object_key)
+        size = int(response["ContentLength"])
+        span, concurrency = read_plan(size, self.read_concurrency)
+        if size < UNSIZED_RANGED_MIN:
+            concurrency = 1
+        return self._reader(object_key, location, response, size, span, concurrency)
+
+    def open_read_sized(self, key: str, size: int) -> BinaryIO:
+        """:meth:`open_read` of an object expected to be ``size`` bytes long (a size taken from
+        a pointer, see :class:`offload_core.store.SizedReads`): a larger object is read as
+        ranges from the first request on.
+
+        A different size raises :class:`~offload_core.errors.SizeMismatchError` here, before
+        any of the object is read. An object of at most 2 MiB is read with one ``GetObject``
+        and checked as :meth:`open_read` checks it. Larger ones are read as ranged requests,
+        each conditional on the first one's ETag (so a replaced object raises
+        ``TransientStorageError`` rather than being spliced): ranged responses carry no
+        full-object checksum, so their bytes are checked by size only, and the caller checks
+        its own digest (as the Offloader does when the pointer has one)."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"size must be a non-negative int, not {size!r}")
+        object_key = self._object_key(key)
+        location = self.location(key)
+        span, concurrency = read_plan(size, self.read_concurrency)
+        ranged = size > SINGLE_READ_MAX and concurrency > 1
+        with translating(translate_fsspec_error, location):
+            try:
+                response = (
+                    self._get(object_key, Range=f"bytes=0-{span - 1}")
+                    if ranged
+                    else self._get(object_key)
+                )
+            except Exception as exc:
+                if error_status(exc) == 416:  # a Range starting at 0: the object is empty
+                    raise SizeMismatchError(expected=size, actual=0, location=location) from exc
+                raise
+        from ._s3_io import total_size
+
+        actual = total_size(response)
+        if actual != size:
+            with suppress(Exception):
+                response["Body"].close()
+            raise SizeMismatchError(expected=size, actual=actual, location=location)
+        return self._reader(object_key, location, response, size, span, concurrency)
+
+    def _reader(
+        self,
+        object_key: str,
+        location: str,
+        response: Any,
+        size: int,
+        span: int,
+        concurrency: int,
+    ) -> BinaryIO:
         from ._s3_io import ObjectReader
 
         reader = ObjectReader(
@@ -369,8 +474,9 @@ class S3Store:
             object_key,
             response,
             location=location,
-            part_size=self.part_size,
-            concurrency=self.read_concurrency,
+            size=size,
+            span=span,
+            concurrency=concurrency,
             retries=self.read_retries,
         )
         return StoreStream(
@@ -418,12 +524,21 @@ class S3Store:
 class _S3fsRequests:
     """Requests through s3fs's client on fsspec's I/O loop (s3fs's retries and additional
     kwargs apply), in the shape :class:`~offload_backends._s3_boto3.Boto3Requests` has. The
-    loop is asked for on every use: fsspec refuses it in a process forked after it started."""
+    loop is asked for on every use: fsspec refuses it in a process forked after it started.
+    s3fs's client (made on first use, and again on a refresh) sends upload bodies without
+    waiting for ``100 Continue`` (:func:`~offload_backends._s3_boto3.send_bodies_at_once`).
+    """
 
     def __init__(self, fs: Any) -> None:
         self._fs = fs
+        self._client: Any = None
 
     async def call(self, method: str, **params: Any) -> Any:
+        await self._fs.set_session()
+        client = await self._fs.get_s3(params.get("Bucket"))  # one per region, if so configured
+        if client is not self._client:
+            send_bodies_at_once(client)
+            self._client = client
         return await self._fs._call_s3(method, **params)
 
     @property
@@ -431,7 +546,7 @@ class _S3fsRequests:
         return self._fs.loop
 
     def request(self, method: str, **params: Any) -> Any:
-        return sync(self.loop, self._fs._call_s3, method, **params)
+        return sync(self.loop, self.call, method, **params)
 
 
 def _request_options(

@@ -55,7 +55,7 @@ from .pointer import EncodedPointer, Pointer, PointerFormat, Signature
 from .policy import Limits, Mode, Policy
 from .publishing import OutcomeRule, compensating, is_outcome_unknown
 from .signing import Signer, Signing
-from .store import Store
+from .store import Store, open_read
 
 __all__ = ["RESERVED_ATTRIBUTES", "KeyRequest", "Offloader", "Payload", "Received", "Sendable"]
 
@@ -661,7 +661,7 @@ class Offloader:
                 )
             codec: Codec = self.plugins.get("compressor", pointer.codec)()
             hasher = self.plugins.get("checksum", pointer.checksum)() if pointer.checksum else None
-            raw = store.open_read(key)
+            raw = open_read(store, key, size=_stored_size(pointer))
         try:
             reader = open_verified(
                 raw,
@@ -759,6 +759,14 @@ def is_json_value(payload: object) -> bool:
         isinstance(payload, list)
         and not (payload and all(isinstance(p, (bytes, bytearray, memoryview)) for p in payload))
     )
+
+
+def _stored_size(pointer: Pointer) -> int | None:
+    """The size the stored object should have, as the pointer declares it (a claim the store
+    checks): its stored size, or, stored uncompressed, the payload's size."""
+    if pointer.stored_size is not None:
+        return pointer.stored_size
+    return pointer.size if pointer.codec == "none" else None
 
 
 def _size_of(payload: Payload) -> int | None:

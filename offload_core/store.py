@@ -38,11 +38,13 @@ from .errors import (
 __all__ = [
     "MAX_KEY_BYTES",
     "ObjectInfo",
+    "SizedReads",
     "Store",
     "StoreStream",
     "Translator",
     "key_problem",
     "key_under",
+    "open_read",
     "translate_os_error",
     "translating",
     "validate_key",
@@ -98,6 +100,32 @@ class Store(Protocol):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``."""
         ...
+
+
+@runtime_checkable
+class SizedReads(Protocol):
+    """What a store offers, besides :class:`Store`, to read faster when the caller already
+    knows how large the object should be (the Offloader knows it from the pointer).
+
+    Optional: a store without this method is read with ``open_read(key)``, and callers go
+    through :func:`open_read`, which picks the method. S3 uses the size to start parallel
+    ranged requests at once instead of learning the size from a first response.
+    """
+
+    def open_read_sized(self, key: str, size: int) -> BinaryIO:
+        """As :meth:`Store.open_read`, for an object expected to hold ``size`` bytes; an object
+        of another size raises :class:`~offload_core.errors.SizeMismatchError` (at once or while
+        reading, never by handing over a different object's bytes as complete)."""
+        ...
+
+
+def open_read(store: Store, key: str, *, size: int | None = None) -> BinaryIO:
+    """``store.open_read_sized(key, size)`` when the store offers it (:class:`SizedReads`) and
+    ``size`` is known, else ``store.open_read(key)``. ``size`` is a claim (from a pointer) that
+    the store checks, never an amount to allocate."""
+    if size is not None and isinstance(store, SizedReads):
+        return store.open_read_sized(key, size)
+    return store.open_read(key)
 
 
 # -- helpers for store authors -------------------------------------------------------------

@@ -30,7 +30,16 @@ from fsspec.asyn import sync
 from s3_faults import CuttingProxy, ErrorStub
 
 import offload_backends.plugin
+from offload_backends._s3_boto3 import boto3_s3_client
 from offload_backends._s3_checksums import UPLOAD_ALGORITHMS, encode, new_digest
+from offload_backends._s3_io import MultipartWriter
+from offload_backends._s3_limits import (
+    GROW_AFTER,
+    MAX_PARTS,
+    READ_WINDOW,
+    grown_part_size,
+    read_plan,
+)
 from offload_backends.s3 import BucketNotFoundError, S3Store
 from offload_backends.s3_factory import open_store
 from offload_core import Plugins
@@ -89,6 +98,11 @@ def write(store: S3Store, key: str, data: bytes, **options: Any) -> None:
 
 def read(store: S3Store, key: str) -> bytes:
     with store.open_read(key) as source:
+        return source.read()
+
+
+def read_sized(store: S3Store, key: str, size: int) -> bytes:
+    with store.open_read_sized(key, size) as source:
         return source.read()
 
 
@@ -151,6 +165,29 @@ class TestS3StoreOnBoto3RangedReads(TestS3Store):
     @pytest.fixture
     def store(self, make_store: MakeStore, moto_server: MotoServer) -> S3Store:
         return make_boto3_store(make_store, moto_server, read_concurrency=3)
+
+
+class SizedReadsStore(S3Store):
+    """Every read through :meth:`S3Store.open_read_sized`, told the size ``HeadObject`` gives."""
+
+    def open_read(self, key: str) -> Any:
+        return self.open_read_sized(key, self.info(key).size)
+
+
+class TestS3StoreSizedReads(TestS3Store):
+    """Reads told the object's size (as the Offloader tells them): ranges from the first
+    request on."""
+
+    @pytest.fixture
+    def store(self, make_store: MakeStore, moto_server: MotoServer) -> S3Store:
+        url = make_store().url
+        return SizedReadsStore(url, part_size=PART, **moto_server.storage_options())
+
+
+class TestS3StoreOnBoto3SizedReads(TestS3Store):
+    @pytest.fixture
+    def store(self, make_store: MakeStore, moto_server: MotoServer) -> S3Store:
+        return SizedReadsStore(make_store().url, part_size=PART, client=moto_server.client("s3"))
 
 
 def make_boto3_store(make_store: MakeStore, moto_server: MotoServer, **options: Any) -> S3Store:
@@ -411,12 +448,16 @@ def test_checksums_can_be_turned_off(make_store: MakeStore, s3: Any) -> None:
     assert read(store, "k") == b"x" * (PART + 1)
 
 
-@pytest.mark.parametrize("read_concurrency", [1, 3], ids=["stream", "ranged"])
+@pytest.mark.parametrize(
+    ("read_concurrency", "size"),
+    [(1, PART + 1000), (3, PART + 1000), (None, 300_000)],
+    ids=["stream", "ranged", "sized-small"],
+)
 def test_a_read_that_does_not_match_the_stored_checksum_fails(
-    make_store: MakeStore, s3: Any, read_concurrency: int
+    make_store: MakeStore, s3: Any, read_concurrency: int | None, size: int
 ) -> None:
     store = make_store(read_concurrency=read_concurrency)
-    data = os.urandom(PART + 1000)
+    data = os.urandom(size)
     wrong = base64.b64encode((zlib.crc32(data) ^ 1).to_bytes(4, "big")).decode()
     # moto stores a checksum it is given without checking it, as a corrupt upload would look.
     s3.put_object(
@@ -426,7 +467,8 @@ def test_a_read_that_does_not_match_the_stored_checksum_fails(
         ChecksumAlgorithm="CRC32",
         ChecksumCRC32=wrong,
     )
-    with pytest.raises(DigestMismatchError) as raised, store.open_read("k") as source:  # noqa: PT012
+    opened = store.open_read("k") if read_concurrency else store.open_read_sized("k", size)
+    with pytest.raises(DigestMismatchError) as raised, opened as source:  # noqa: PT012
         while source.read(MiB):
             pass
     assert raised.value.expected == wrong
@@ -554,10 +596,16 @@ def test_a_payload_past_the_threshold_is_uploaded_in_parts(make_store: MakeStore
     assert read(store, "parts") == data
 
 
-def test_the_threshold_defaults_to_16_mib_and_at_least_one_part() -> None:
-    assert S3Store("s3://b-1/p").multipart_threshold == 16 * MiB
+def test_the_defaults_keep_30_mib_of_parts_in_flight() -> None:
+    store = S3Store("s3://b-1/p")
+    assert (store.part_size, store.concurrency) == (PART, 6)
+    assert store.multipart_threshold == 8 * MiB
+    assert store.read_concurrency is None  # chosen from each object's size
     bigger = S3Store("s3://b-1/p", part_size=32 * MiB, multipart_threshold=MiB)
-    assert bigger.multipart_threshold == 32 * MiB
+    assert bigger.multipart_threshold == 32 * MiB  # at least one part
+    assert bigger.concurrency == 1
+    given = S3Store("s3://b-1/p", part_size=8 * MiB, concurrency=3, read_concurrency=2)
+    assert (given.part_size, given.concurrency, given.read_concurrency) == (8 * MiB, 3, 2)
 
 
 def test_a_write_that_fails_below_the_threshold_sends_nothing(make_store: MakeStore) -> None:
@@ -628,11 +676,13 @@ def test_a_download_cut_mid_stream_resumes_where_it_stopped(
     write(direct, "k", data)
     store = _through(cutting_proxy, direct, moto_server, read_concurrency=read_concurrency)
     cutting_proxy.cuts_left = 2
-    assert read(store, "k") == data
+    got = read(store, "k") if read_concurrency == 1 else read_sized(store, "k", len(data))
+    assert got == data
     assert cutting_proxy.cuts_left == 0
-    resumed = [
+    ranged = [
         r for r in cutting_proxy.requests if r.startswith("GET ") and "\r\nrange:" in r.lower()
     ]
+    resumed = ranged[read_concurrency - 1 :]  # a sized read opens with a range of its own
     assert len(resumed) >= 2
     etag = direct.fs.call_s3("head_object", Bucket=direct.bucket, Key=object_key(direct, "k"))[
         "ETag"
@@ -654,18 +704,23 @@ def test_a_download_that_keeps_failing_gives_up_after_its_budget(
     assert raised.value.__cause__ is not None
 
 
+@pytest.mark.parametrize("sized", [False, True], ids=["stream", "ranges"])
 def test_an_object_replaced_during_a_read_is_not_spliced(
-    make_store: MakeStore, moto_server: MotoServer, cutting_proxy: CuttingProxy, s3: Any
+    make_store: MakeStore,
+    moto_server: MotoServer,
+    cutting_proxy: CuttingProxy,
+    s3: Any,
+    sized: bool,
 ) -> None:
     direct = make_store()
     write(direct, "k", b"a" * (3 * MiB))
-    store = _through(cutting_proxy, direct, moto_server, read_concurrency=1)
+    store = _through(cutting_proxy, direct, moto_server, read_concurrency=1 + sized)
     cutting_proxy.on_cut = lambda: s3.put_object(
         Bucket=direct.bucket, Key=object_key(direct, "k"), Body=b"b" * (3 * MiB)
     )
     cutting_proxy.cuts_left = 1
     with pytest.raises(TransientStorageError, match="replaced") as raised:
-        read(store, "k")
+        read_sized(store, "k", 3 * MiB) if sized else read(store, "k")
     assert raised.value.retryable
     assert read(direct, "k") == b"b" * (3 * MiB)
 
@@ -907,3 +962,182 @@ def test_an_aborted_upload_on_boto3_waits_for_the_parts_on_their_way(
     assert "AbortMultipartUpload" in sent
     assert sent[-1] == "AbortMultipartUpload"  # no part finished after the abort
     assert uploads_in_progress(s3, store) == []
+
+
+# -- sizes, ranges and round trips ---------------------------------------------------------------
+
+
+def gets(seen: list[tuple[str, dict[str, str]]]) -> list[dict[str, str]]:
+    return [headers for operation, headers in seen if operation == "GetObject"]
+
+
+@pytest.mark.parametrize("size", [300_000, 3 * MiB], ids=["one-get", "ranges"])
+@pytest.mark.parametrize("claimed", [-1, 1], ids=["smaller", "larger"])
+def test_a_sized_read_of_another_size_raises_before_reading(
+    make_store: MakeStore, size: int, claimed: int
+) -> None:
+    store = make_store()
+    write(store, "k", os.urandom(size))
+    with pytest.raises(SizeMismatchError) as raised:
+        store.open_read_sized("k", size + claimed)
+    assert (raised.value.expected, raised.value.actual) == (size + claimed, size)
+    assert raised.value.location == store.location("k")
+
+
+def test_an_empty_object_reads_as_empty_and_is_no_larger_object(make_store: MakeStore) -> None:
+    store = make_store()
+    write(store, "empty", b"")
+    assert read_sized(store, "empty", 0) == b""
+    assert read(store, "empty") == b""
+    # A ranged GET of an empty object gets 416 from S3: it is reported as the size it is.
+    with pytest.raises(SizeMismatchError) as raised:
+        store.open_read_sized("empty", 5 * MiB)
+    assert (raised.value.expected, raised.value.actual) == (5 * MiB, 0)
+    with pytest.raises(PayloadNotFoundError):
+        store.open_read_sized("missing", 5 * MiB)
+
+
+def test_a_sized_read_of_a_small_object_is_one_whole_object_get(make_store: MakeStore) -> None:
+    store = make_store(skip_instance_cache=True)
+    data = os.urandom(300_000)
+    write(store, "k", data)
+    seen = record_requests(store)
+    assert read_sized(store, "k", len(data)) == data
+    assert operations(seen) == ["GetObject"]
+    assert "range" not in gets(seen)[0]  # and so S3 returns its checksum, which is checked
+
+
+def test_sized_reads_split_the_object_into_ranges_from_its_size(make_store: MakeStore) -> None:
+    store = make_store(skip_instance_cache=True)
+    data = os.urandom(10 * MiB)
+    write(store, "k", data)
+    seen = record_requests(store)
+    assert read_sized(store, "k", len(data)) == data
+    ranges = [headers["range"] for headers in gets(seen)]
+    assert ranges == [f"bytes={i * MiB}-{(i + 1) * MiB - 1}" for i in range(10)]
+    first, *rest = gets(seen)
+    assert "if-match" not in first
+    assert len(rest) == 9
+    assert all(headers["if-match"] for headers in rest)
+
+
+def test_a_given_read_concurrency_is_honoured(make_store: MakeStore) -> None:
+    store = make_store(read_concurrency=2, skip_instance_cache=True)
+    data = os.urandom(6 * MiB)
+    write(store, "k", data)
+    seen = record_requests(store)
+    assert read_sized(store, "k", len(data)) == data
+    assert [headers["range"] for headers in gets(seen)] == [
+        f"bytes=0-{3 * MiB - 1}",
+        f"bytes={3 * MiB}-{6 * MiB - 1}",
+    ]
+    single = make_store(read_concurrency=1, skip_instance_cache=True)
+    write(single, "k", data)
+    seen = record_requests(single)
+    assert read_sized(single, "k", len(data)) == data
+    assert [headers.get("range") for headers in gets(seen)] == [None]
+
+
+@pytest.mark.parametrize(
+    ("size", "concurrency", "plan"),
+    [
+        (300_000, None, (300_000, 1)),
+        (0, None, (1, 1)),
+        (10 * MiB, None, (MiB, 10)),
+        (10 * MiB + 1, None, (MiB + 1, 10)),
+        (256 * MiB, None, (4 * MiB, 10)),
+        (2048 * MiB, None, (4 * MiB, 10)),
+        (3 * MiB, None, (MiB, 3)),
+        (256 * MiB, 1, (256 * MiB, 1)),
+        (256 * MiB, 4, (4 * MiB, 4)),
+        (256 * MiB, 40, (MiB, 40)),
+        (6 * MiB, 2, (3 * MiB, 2)),
+    ],
+)
+def test_ranges_keep_the_read_window(size: int, concurrency: int | None, plan: Any) -> None:
+    assert read_plan(size, concurrency) == plan
+    span, ahead = plan
+    assert ahead == 1 or span * ahead <= READ_WINDOW
+
+
+def test_parts_grow_so_that_a_stream_never_runs_out_of_them() -> None:
+    sizes = [grown_part_size(PART, number) for number in range(1, MAX_PARTS + 1)]
+    assert sizes[:GROW_AFTER] == [PART] * GROW_AFTER
+    assert sizes[GROW_AFTER] == 2 * PART
+    assert sum(sizes) > 300 * 1024 * MiB
+    writer = MultipartWriter(
+        None,  # type: ignore[arg-type]  # no request is made
+        None,  # type: ignore[arg-type]
+        "b",
+        "k",
+        location="s3://b/k",
+        part_size=PART,
+        concurrency=6,
+        checksum_algorithm=None,
+        digest=None,
+        exclusive=False,
+        params={},
+        grow=True,
+    )
+    writer._cut = GROW_AFTER - 2  # the next part is number GROW_AFTER
+    writer._take()
+    assert (writer._part_size, writer._concurrency) == (PART, 6)
+    writer._take()
+    assert (writer._part_size, writer._concurrency) == (2 * PART, 3)
+
+
+@pytest.mark.parametrize("on", ["s3fs", "boto3"])
+def test_uploads_send_their_bodies_without_waiting_for_100_continue(
+    moto_server: MotoServer, bucket: str, on: str
+) -> None:
+    url = f"s3://{bucket}/{uuid.uuid4().hex}"
+    options: dict[str, Any] = {"multipart_threshold": PART, "part_size": PART}
+    connection = moto_server.storage_options()
+    if on == "boto3":  # the client the store makes without s3fs
+        client = boto3_s3_client(connection)
+        store = S3Store(url, client=client, **options)
+        seen: list[tuple[str, dict[str, str]]] = []
+        client.meta.events.register(
+            "before-send.s3",
+            lambda request, event_name, **_: seen.append(
+                (event_name.rsplit(".", 1)[-1], {k.lower(): v for k, v in request.headers.items()})
+            ),
+        )
+    else:
+        store = S3Store(url, **options, **connection, skip_instance_cache=True)
+        seen = record_requests(store)
+    write(store, "small", b"x" * 1000)
+    write(store, "large", os.urandom(PART + 1))
+    sent = [(op, headers) for op, headers in seen if op in ("PutObject", "UploadPart")]
+    assert [op for op, _ in sent] == ["PutObject", "UploadPart", "UploadPart"]
+    assert all("expect" not in headers for _, headers in sent)
+
+
+def test_a_payload_just_over_the_sqs_limit_is_one_put_and_one_get(make_store: MakeStore) -> None:
+    store = make_store(skip_instance_cache=True)
+    off = Offloader(store, checksum="sha256")
+    seen = record_requests(store)
+    payload = os.urandom(150_000).hex().encode()  # 300 KB of text
+    message = off.prepare(payload)
+    assert message.pointer is not None
+    assert operations(seen) == ["PutObject"]
+    seen.clear()
+    assert off.resolve(message.body, message.attributes) == payload
+    assert operations(seen) == ["GetObject"]
+    assert "range" not in gets(seen)[0]
+
+
+@pytest.mark.parametrize("size", [3 * MiB, 12 * MiB])
+def test_the_offloader_tells_the_store_the_size_and_a_lie_is_caught(
+    make_store: MakeStore, size: int
+) -> None:
+    store = make_store(skip_instance_cache=True)
+    off = Offloader(store, checksum="sha256", mode="always", pointer_format="native")
+    payload = os.urandom(size)
+    message = off.prepare(payload)
+    seen = record_requests(store)
+    assert off.resolve(message.body) == payload
+    assert "range" in gets(seen)[0]  # ranges from the first request: no whole-object GET
+    lying = json.loads(message.body) | {"size": size + 1, "stored_size": size + 1}
+    with pytest.raises(SizeMismatchError):
+        off.resolve(json.dumps(lying))
