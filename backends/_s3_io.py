@@ -590,29 +590,23 @@ class ObjectReader(io.RawIOBase):
 
     async def _fill(self, start: int, end: int, body: _Body) -> list[bytes]:
         """Bytes ``[start, end)`` from ``body``, reopened with a ranged request after a failure,
-        as blocks of at most :data:`STREAM_BLOCK` (joined as they arrive, so a part is never
-        held twice)."""
+        as the blocks the body gives (at most :data:`STREAM_BLOCK` each): handed over as they
+        came, they are never copied."""
         blocks: list[bytes] = []
-        pending: list[bytes] = []
-        filled = 0
         position = start
         while position < end:
             try:
                 if body.stream is None:
                     body.open(await self._reopen(position, body.until))
-                chunk = await body.read(min(end - position, STREAM_BLOCK - filled))
+                chunk = await body.read(min(end - position, STREAM_BLOCK))
                 if not chunk:
                     raise _Truncated(f"the response ended at byte {position} of {self.size}")
             except Exception as exc:
                 body.close()
                 await self._recover(exc, position)
                 continue
-            pending.append(chunk)
-            filled += len(chunk)
+            blocks.append(chunk)
             position += len(chunk)
-            if filled == STREAM_BLOCK or position == end:
-                blocks.append(pending[0] if len(pending) == 1 else b"".join(pending))
-                pending, filled = [], 0
         return blocks
 
     async def _reopen(self, start: int, until: int) -> Any:
