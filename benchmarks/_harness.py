@@ -708,6 +708,8 @@ def _s3_run(
         "up_rss_mib": r["up_rss"] / MIB,
         "down_rss_mib": r["down_rss"] / MIB,
     }
+    if "codec" in r:  # the Offloader's rows: what it stored
+        figures |= {"stored_as": r["codec"], "stored_ratio": r["stored_ratio"]}
     return {name: figures}
 
 

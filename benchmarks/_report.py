@@ -490,10 +490,9 @@ def render_table(entries: list[Entry]) -> list[str]:
                 c if c[0] != "vs fastest boto3" else ("vs transfer manager", *c[1:])
                 for c in columns
             ]
-        if kind in (
-            "s3",
-            "large",
-        ):  # one payload per run: the bytes per payload byte mean something
+            columns.insert(3, ("stored as (stored/original)", False, _stored))
+        # One payload per run in these: the bytes per payload byte mean something.
+        if kind in ("s3", "large"):
             columns = columns + SHAPED_COLUMNS
         else:
             columns = columns + SHAPED_COLUMNS[1:]

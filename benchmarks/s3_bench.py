@@ -249,6 +249,7 @@ def run_scenario(
                 sent["body"], sent["attributes"] = message.body, message.attributes
                 assert message.pointer is not None
                 sent["key"] = store.key_for(message.pointer.location)
+                sent["pointer"] = message.pointer
 
             def down() -> None:
                 with (
@@ -260,7 +261,12 @@ def run_scenario(
             up_seconds, up_peak = _measure(up)
             down_seconds, down_peak = _measure(down)
             store.delete(sent["key"])
-            return _result(up_seconds, up_peak, down_seconds, down_peak, source, target)
+            result = _result(up_seconds, up_peak, down_seconds, down_peak, source, target)
+            pointer = sent["pointer"]
+            size = source.stat().st_size
+            result["codec"] = pointer.codec
+            result["stored_ratio"] = (pointer.stored_size or size) / size if size else 1.0
+            return result
     up_seconds, up_peak = _measure(up)
     down_seconds, down_peak = _measure(down)
     client.delete_object(Bucket=BUCKET, Key=key)
