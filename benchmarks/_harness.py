@@ -167,7 +167,7 @@ QUICK = Plan(
     ),
     shaped={
         "same-region": Shaped((64 * MIB,), (10 * MIB, 100 * MIB), latency_count=25),
-        "cross-region": Shaped((64 * MIB,), (10 * MIB,), 10, send_count=20),
+        "cross-region": Shaped((64 * MIB,), (10 * MIB, 100 * MIB), 10, send_count=20),
     },
 )
 #: About a quarter of an hour on two shared cores: up to 1 GiB, no 2 GiB.
