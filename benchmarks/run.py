@@ -17,13 +17,14 @@ endpoint, with and without body signing), ``sqs_bench.py`` and ``sns_bench.py`` 
 raw boto3; large payloads vs the official ``amazon-sqs-extended-client`` and
 ``amazon-sns-extended-client``), each scenario in a subprocess of its own, then writes
 ``results.json``, ``results.md``, ``throughput.png`` and ``memory.png`` to ``--out`` (default
-``benchmarks/results/``). ``--quick`` runs small sizes with two repeats (one to two minutes
-on two cores); the default full run goes from 1 KiB to 1 GiB (2 GiB on the local S3 endpoint)
-and takes about a quarter of an hour; ``--complete`` adds 2 GiB everywhere the issues ask for it
-(S3 on moto, the core pipeline) and 1 GiB for SNS, about half an hour. ``--max-size`` leaves out
-larger sizes, ``--repeat`` and ``--count`` override the plan's. Needs the ``bench`` extra
-(matplotlib, moto, s3fs, the official clients) and free disk space under ``--tmpdir`` for a few
-payload files of every size run (about 10 GiB for the full run).
+``benchmarks/results/``, with ``--quick`` ``benchmarks/results/quick/``). ``--quick`` runs
+small sizes with two repeats (one to two minutes on two cores per profile); the default full
+run goes from 1 KiB to 1 GiB (2 GiB on the local S3 endpoint) behind all three profiles, in
+about three quarters of an hour; ``--complete`` adds 2 GiB everywhere the issues ask for it
+(S3 on moto, the core pipeline) and 1 GiB for SNS. ``--max-size`` leaves out larger sizes,
+``--repeat`` and ``--count`` override the plan's. Needs the ``bench`` extra (matplotlib,
+moto, s3fs, the official clients) and free disk space under ``--tmpdir`` for a few payload
+files of every size run (about 16 GiB for the full run).
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     scope.add_argument(
         "--complete", action="store_true", help="every size, 2 GiB on moto too (~30 min)"
     )
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="output directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output directory (default: benchmarks/results/, with --quick results/quick/)",
+    )
     parser.add_argument(
         "--max-size", type=parse_size, help="leave out larger sizes (e.g. 256MiB, 1MiB)"
     )
@@ -77,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         help="run nothing: write the Markdown and plots again from --out's results.json",
     )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = HERE / "results" / "quick" if args.quick else HERE / "results"
     if args.report_only:
         report = json.loads((args.out / "results.json").read_text())
         return write(report, args.out)
