@@ -21,16 +21,21 @@ pytest.importorskip("matplotlib", reason="the benchmark harness needs the bench 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    out = tmp_path_factory.mktemp("results")
+def _quick_run(factory: pytest.TempPathFactory, *options: str) -> tuple[Path, dict[str, Any]]:
+    """``run.py --quick`` on sizes up to 1 MiB, one repeat, with ``options``; its output."""
+    out = factory.mktemp("results")
     command = [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--max-size", "1MiB"]
-    command += ["--repeat", "1", "--count", "5", "--out", str(out)]
-    command += ["--tmpdir", str(tmp_path_factory.mktemp("payloads"))]
+    command += ["--repeat", "1", "--out", str(out), *options]
+    command += ["--tmpdir", str(factory.mktemp("payloads"))]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout + done.stderr[-5000:]
     report: dict[str, Any] = json.loads((out / "results.json").read_text())
     return out, report
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    return _quick_run(tmp_path_factory, "--count", "5")
 
 
 @pytest.fixture
@@ -246,15 +251,8 @@ def test_report_shows_the_fast_zstd_row(bench: dict[str, ModuleType], tmp_path: 
 
 @pytest.fixture(scope="module")
 def shaped_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    out = tmp_path_factory.mktemp("shaped")
-    command = [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--max-size", "1MiB"]
-    command += ["--network", "same-region", "--network", "cross-region"]
-    command += ["--repeat", "1", "--count", "3", "--out", str(out)]
-    command += ["--tmpdir", str(tmp_path_factory.mktemp("payloads"))]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr[-5000:]
-    report: dict[str, Any] = json.loads((out / "results.json").read_text())
-    return out, report
+    profiles = ("--network", "same-region", "--network", "cross-region")
+    return _quick_run(tmp_path_factory, *profiles, "--count", "3")
 
 
 @pytest.mark.slow
