@@ -109,7 +109,8 @@ class Boto3Requests:
 
         A request already sent cannot be taken back from its thread: cancelling the call waits
         for it to end before the cancellation goes on, so that whoever cancelled (an aborted
-        upload) knows no part is still arriving."""
+        upload) knows no part is still arriving, and closes the body of the response nobody
+        will read (a cancelled ranged read), which gives its connection back."""
         import asyncio
 
         self._check_process()
@@ -120,7 +121,9 @@ class Boto3Requests:
             return await asyncio.shield(sent)
         except asyncio.CancelledError:
             with suppress(BaseException):
-                await sent
+                response = await sent
+                if isinstance(response, Mapping) and "Body" in response:
+                    response["Body"].close()
             raise
 
     def request(self, method: str, **params: Any) -> Any:

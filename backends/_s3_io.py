@@ -13,11 +13,14 @@ methods on a thread pool (:mod:`offload_backends._s3_boto3`):
   part uploads and aborts the multipart upload.
 * :class:`ObjectReader` reads one ``GetObject`` stream, prefetching two small blocks, or, with
   ``concurrency > 1`` and an object larger than a span, up to ``concurrency`` ranged requests
-  at once. The first response (a whole-object ``GetObject``, or the first range) is opened by
-  the store; every later request is conditional on its ETag. A request that fails mid-stream
-  is resumed from the byte it reached, within one retry budget per read. The bytes are checked
-  at the end against the object's full-object checksum when the first response carried one
-  (ranged responses never do) and always against the object's size.
+  at once. Either the store opens the first response (a whole-object ``GetObject``) and every
+  later request is conditional on its ETag, or, for a read told the object's size, the reader
+  sends its first ``concurrency`` ranges at once: the store waits for the first range's
+  response (a missing object, or one of another size, fails the open), the ranges sent with it
+  must answer with its ETag, and every later request is conditional on it. A request that
+  fails mid-stream is resumed from the byte it reached, within one retry budget per read. The
+  bytes are checked at the end against the object's full-object checksum when the first
+  response carried one (ranged responses never do) and always against the object's size.
 """
 
 from __future__ import annotations
@@ -433,13 +436,22 @@ def total_size(response: Mapping[str, Any]) -> int:
 
 
 class ObjectReader(io.RawIOBase):
-    """A read-only stream of one S3 object, given the ``GetObject`` response that opened it:
-    the whole object, or (for a ranged read) its first ``span`` bytes.
+    """A read-only stream of one S3 object.
 
-    ``size`` is the object's size (:func:`total_size` of the response, which the store has
-    checked against what the caller expected). With ``concurrency > 1`` and an object larger
-    than ``span``, the rest is read as ranges of ``span`` bytes, ``concurrency`` at a time;
-    otherwise the first response is read as one stream.
+    ``size`` is the object's size. Given ``response``, the ``GetObject`` response that opened
+    it (the whole object, or for a ranged read its first ``span`` bytes; :func:`total_size` of
+    it is ``size``, which the store has checked), the reader goes on from there. With
+    ``concurrency > 1`` and an object larger than ``span``, the rest is read as ranges of
+    ``span`` bytes, ``concurrency`` at a time; otherwise the first response is read as one
+    stream.
+
+    Without ``response`` (a read told the object's size, which must be ranged), the reader
+    sends its first ``concurrency`` ranges at once; :attr:`opened` is done when the first
+    range's response is in, with its error if it failed (the object is missing, or is not
+    ``size`` bytes: :class:`~offload_core.errors.SizeMismatchError`). The ranges sent before
+    that response could carry ``If-Match`` must answer with its ETag; a range that answers with
+    another raises :class:`~offload_core.errors.TransientStorageError`, as a failed ``If-Match``
+    does.
     """
 
     def __init__(
@@ -448,7 +460,7 @@ class ObjectReader(io.RawIOBase):
         loop: asyncio.AbstractEventLoop,
         bucket: str,
         key: str,
-        response: Mapping[str, Any],
+        response: Mapping[str, Any] | None,
         *,
         location: str,
         size: int,
@@ -463,18 +475,32 @@ class ObjectReader(io.RawIOBase):
         self._location = location
         #: The object's size.
         self.size = size
-        self._etag: str | None = response.get("ETag")
-        self._expected = expected_checksum(response)
-        self._digest = new_digest(self._expected[0]) if self._expected else None
         ranged = concurrency > 1 and self.size > span
+        if response is None and not ranged:
+            raise ValueError("only a ranged read opens its own first response")
         self._span = span if ranged else STREAM_BLOCK
         self._ahead = concurrency if ranged else 2
-        self._first = _Body(response["Body"], until=self._span if ranged else self.size)
+        self._first = _Body(
+            None if response is None else response["Body"],
+            until=self._span if ranged else self.size,
+        )
         self._shared = not ranged
         self._lock = asyncio.Lock()
         self._retries = retries
         #: Requests resumed after a mid-stream failure so far.
         self.resumed = 0
+        #: Done when the first response is in (at once when the store gave it), with the
+        #: error that response ended in, if any.
+        self.opened: concurrent.futures.Future[None] = concurrent.futures.Future()
+        #: Set on the loop when the first response is in, or failed: ranges sent before it wait
+        #: for it to compare ETags.
+        self._head = asyncio.Event()
+        self._head_failed = False
+        self._etag: str | None = None
+        self._expected: tuple[str, str] | None = None
+        self._digest: Digest | None = None
+        if response is not None:
+            self._learn(response)
         self._next = 0
         self._queue: deque[concurrent.futures.Future[list[bytes]]] = deque()
         self._blocks: deque[bytes] = deque()
@@ -483,6 +509,15 @@ class ObjectReader(io.RawIOBase):
         self._delivered = 0
         self._done = False
         self._failure: BaseException | None = None
+        if response is None:
+            self._schedule()
+
+    def _learn(self, response: Mapping[str, Any]) -> None:
+        """Take the ETag and any full-object checksum of the first response."""
+        self._etag = response.get("ETag")
+        self._expected = expected_checksum(response)
+        self._digest = new_digest(self._expected[0]) if self._expected else None
+        self.opened.set_result(None)
 
     def readable(self) -> bool:
         return True
@@ -531,8 +566,21 @@ class ObjectReader(io.RawIOBase):
                 self._finish()
                 return b""
             future = self._queue.popleft()
+            try:
+                blocks = future.result()
+            except BaseException as exc:
+                # Nothing after a failed range is handed over: stop the requests in flight.
+                self._cancel()
+                self._failure = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else TransientStorageError(
+                        f"reading {self._location} was interrupted", location=self._location
+                    )
+                )
+                raise
             self._schedule()
-            self._blocks.extend(future.result())
+            self._blocks.extend(blocks)
         data = self._blocks.popleft()
         self._delivered += len(data)
         if self._digest is not None:
@@ -562,16 +610,21 @@ class ObjectReader(io.RawIOBase):
             self._failure = failure
             raise failure
 
+    def _cancel(self) -> None:
+        """Cancel the requests in flight; each closes its response body (and so gives back its
+        connection) as it ends."""
+        for future in self._queue:
+            future.cancel()
+        self._queue.clear()
+        self._blocks.clear()
+        with suppress(RuntimeError):  # the loop is gone at interpreter exit
+            self._loop.call_soon_threadsafe(self._first.close)
+
     def close(self) -> None:
         if self.closed:
             return
         try:
-            for future in self._queue:
-                future.cancel()
-            self._queue.clear()
-            self._blocks.clear()
-            with suppress(RuntimeError):  # the loop is gone at interpreter exit
-                self._loop.call_soon_threadsafe(self._first.close)
+            self._cancel()
         finally:
             super().close()
 
@@ -584,9 +637,80 @@ class ObjectReader(io.RawIOBase):
     async def _read_range(self, start: int, end: int) -> list[bytes]:
         body = self._first if start == 0 else _Body(None, until=end)
         try:
+            if start == 0 and not self.opened.done():
+                body.open(await self._open(end))
             return await self._fill(start, end, body)
         finally:
             body.close()
+
+    async def _open(self, until: int) -> Any:
+        """The body of the first range, whose response the other ranges are checked against;
+        its failure is the open's."""
+        try:
+            response = await self._call(
+                "get_object", **self._target, Range=f"bytes=0-{until - 1}", ChecksumMode="ENABLED"
+            )
+            total = total_size(response)
+            if total != self.size:
+                with suppress(Exception):
+                    response["Body"].close()
+                raise SizeMismatchError(expected=self.size, actual=total, location=self._location)
+            self._learn(response)
+        except BaseException as exc:
+            self._head_failed = True
+            if isinstance(exc, asyncio.CancelledError):
+                self.opened.cancel()
+            else:
+                self.opened.set_exception(exc)
+            raise
+        finally:
+            self._head.set()
+        return response["Body"]
+
+    async def _reopen(self, start: int, until: int) -> Any:
+        """A ranged request for ``[start, until)``: conditional on the first response's ETag
+        once that is known, else (a range sent with the first) checked against it. A range
+        sent with the first that fails is sent again, conditional, once the first has answered:
+        where replicas lag (a Multi-Region Access Point), it may have reached one that did not
+        have the object yet."""
+        params: dict[str, Any] = {**self._target, "Range": f"bytes={start}-{until - 1}"}
+        known = self.opened.done()
+        if known and self._etag:
+            params["IfMatch"] = self._etag
+        try:
+            response = await self._call("get_object", **params)
+        except Exception:
+            if known:
+                raise
+            await self._head.wait()
+            if self._head_failed:
+                raise
+            return await self._reopen(start, until)
+        try:
+            if not known:
+                await self._head.wait()
+                if self._head_failed:
+                    raise StorageError(
+                        f"{self._location} could not be opened", location=self._location
+                    )
+            total = total_size(response)
+            if total != self.size:  # only from endpoints that ignore If-Match
+                raise TransientStorageError(
+                    f"{self._location} is now {total} bytes, not {self.size}: it was replaced "
+                    "while it was being read; read it again",
+                    location=self._location,
+                )
+            if not known and response.get("ETag") != self._etag:
+                raise TransientStorageError(
+                    f"{self._location} was replaced while it was being read (its ETag is no "
+                    f"longer {self._etag}); read it again",
+                    location=self._location,
+                )
+        except BaseException:
+            with suppress(Exception):
+                response["Body"].close()
+            raise
+        return response["Body"]
 
     async def _fill(self, start: int, end: int, body: _Body) -> list[bytes]:
         """Bytes ``[start, end)`` from ``body``, reopened with a ranged request after a failure,
@@ -608,22 +732,6 @@ class ObjectReader(io.RawIOBase):
             blocks.append(chunk)
             position += len(chunk)
         return blocks
-
-    async def _reopen(self, start: int, until: int) -> Any:
-        params: dict[str, Any] = {**self._target, "Range": f"bytes={start}-{until - 1}"}
-        if self._etag:
-            params["IfMatch"] = self._etag
-        response = await self._call("get_object", **params)
-        total = total_size(response)
-        if total != self.size:  # only from endpoints that ignore If-Match
-            with suppress(Exception):
-                response["Body"].close()
-            raise TransientStorageError(
-                f"{self._location} is now {total} bytes, not {self.size}: it was replaced while "
-                "it was being read; read it again",
-                location=self._location,
-            )
-        return response["Body"]
 
     async def _recover(self, exc: Exception, position: int) -> None:
         """Return if the read may resume (after a pause), else raise."""

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError
@@ -91,6 +91,11 @@ class MrapStore(S3Store):
 
     def _head(self, object_key: str) -> Any:
         return self._wait_for_replica(super()._head, object_key)
+
+    def _open_ranges(self, object_key: str, **options: Any) -> BinaryIO:
+        # The ranges go out together; while the first one finds nothing, all of them are
+        # cancelled and sent again after the pause.
+        return self._wait_for_replica(partial(super()._open_ranges, **options), object_key)
 
     def _lagging(self, exc: Exception, location: str) -> bool:
         mapped = translate_fsspec_error(exc, location)

@@ -426,8 +426,10 @@ class S3Store:
         A different size raises :class:`~offload_core.errors.SizeMismatchError` here, before
         any of the object is read. An object of at most 2 MiB is read with one ``GetObject``
         and checked as :meth:`open_read` checks it. Larger ones are read as ranged requests,
-        each conditional on the first one's ETag (so a replaced object raises
-        ``TransientStorageError`` rather than being spliced): ranged responses carry no
+        as many as are read at once sent together (no round trip spent waiting for the first
+        one): this returns when the first range's response is in, and every other range must
+        answer with its ETag, or is conditional on it once it is known (so a replaced object
+        raises ``TransientStorageError`` rather than being spliced). Ranged responses carry no
         full-object checksum, so their bytes are checked by size only, and the caller checks
         its own digest (as the Offloader does when the pointer has one)."""
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -435,18 +437,12 @@ class S3Store:
         object_key = self._object_key(key)
         location = self.location(key)
         span, concurrency = read_plan(size, self.read_concurrency)
-        ranged = size > SINGLE_READ_MAX and concurrency > 1
         with translating(translate_fsspec_error, location):
-            try:
-                response = (
-                    self._get(object_key, Range=f"bytes=0-{span - 1}")
-                    if ranged
-                    else self._get(object_key)
+            if size > SINGLE_READ_MAX and concurrency > 1:
+                return self._open_ranges(
+                    object_key, location=location, size=size, span=span, concurrency=concurrency
                 )
-            except Exception as exc:
-                if error_status(exc) == 416:  # a Range starting at 0: the object is empty
-                    raise SizeMismatchError(expected=size, actual=0, location=location) from exc
-                raise
+            response = self._get(object_key)
         from ._s3_io import total_size
 
         actual = total_size(response)
@@ -455,6 +451,36 @@ class S3Store:
                 response["Body"].close()
             raise SizeMismatchError(expected=size, actual=actual, location=location)
         return self._reader(object_key, location, response, size, span, concurrency)
+
+    def _open_ranges(
+        self, object_key: str, *, location: str, size: int, span: int, concurrency: int
+    ) -> BinaryIO:
+        """A reader of ``size`` bytes as ranges, ``concurrency`` of them sent at once, returned
+        once the first range's response is in (a missing object, or one of another size, raises
+        here); the others are then on their way."""
+        from ._s3_io import ObjectReader
+
+        reader = ObjectReader(
+            self._io.call,
+            self._io.loop,
+            self.bucket,
+            object_key,
+            None,
+            location=location,
+            size=size,
+            span=span,
+            concurrency=concurrency,
+            retries=self.read_retries,
+        )
+        try:
+            reader.opened.result()
+        except BaseException as exc:
+            reader.close()
+            if isinstance(exc, Exception) and error_status(exc) == 416:
+                # A Range starting at 0 of an empty object.
+                raise SizeMismatchError(expected=size, actual=0, location=location) from exc
+            raise
+        return self._stream(reader, location)
 
     def _reader(
         self,
@@ -479,6 +505,9 @@ class S3Store:
             concurrency=concurrency,
             retries=self.read_retries,
         )
+        return self._stream(reader, location)
+
+    def _stream(self, reader: Any, location: str) -> BinaryIO:
         return StoreStream(
             cast(BinaryIO, reader), location=location, translate=translate_fsspec_error
         )

@@ -197,6 +197,34 @@ def test_a_read_waits_out_replication_lag(
     assert router.reads[f"{store.prefix}/late"] == 3  # two misses, then the replica had it
 
 
+@pytest.mark.parametrize("replicate_after", [1, 2, 3, 4])
+def test_a_sized_read_waits_out_replication_lag(
+    moto_server: MotoServer, buckets: tuple[str, str], replicate_after: int
+) -> None:
+    """Three ranges go out at once: while the first finds nothing all are sent again after a
+    pause, and one that found nothing while the first found the object is sent again."""
+    router = MrapRouter(moto_server, *buckets, replicate_after=replicate_after)
+    store = router.attach(mrap_store(replication_wait=30))
+    data = bytes(range(256)) * (3 * MiB // 256)
+    with store.open_write("late") as sink:
+        sink.write(data)
+    with store.open_read_sized("late", len(data)) as source:
+        assert source.read() == data
+    assert router.reads[f"{store.prefix}/late"] >= 3
+
+
+def test_a_sized_read_gives_up_when_the_window_closes(
+    moto_server: MotoServer, buckets: tuple[str, str]
+) -> None:
+    router = MrapRouter(moto_server, *buckets, replicate_after=None)
+    store = router.attach(mrap_store(replication_wait=0.3))
+    with store.open_write("never") as sink:
+        sink.write(b"x" * (3 * MiB))
+    with pytest.raises(PayloadNotFoundError):
+        store.open_read_sized("never", 3 * MiB)
+    assert router.reads[f"{store.prefix}/never"] > 3  # the three ranges, sent more than once
+
+
 def test_a_read_gives_up_when_the_window_closes(
     moto_server: MotoServer, buckets: tuple[str, str]
 ) -> None:
