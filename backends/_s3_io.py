@@ -8,9 +8,11 @@ methods on a thread pool (:mod:`offload_backends._s3_boto3`):
 * :class:`MultipartWriter` fills parts of ``part_size`` bytes and uploads each full one while the
   next fills, at most ``concurrency`` at a time, so it holds at most ``concurrency + 1`` parts.
   A payload of at most ``multipart_threshold`` bytes is held and sent as a single ``PutObject``
-  (one request instead of three or more; the threshold bounds what is held). Nothing is
-  visible in S3 until :meth:`~MultipartWriter.commit`; :meth:`~MultipartWriter.abort` stops the
-  part uploads and aborts the multipart upload.
+  (one request instead of three or more; the threshold bounds what is held). Past it, the
+  multipart upload is created without stopping the writer: the parts wait on the event loop for
+  its id while the next ones fill. Nothing is visible in S3 until
+  :meth:`~MultipartWriter.commit`; :meth:`~MultipartWriter.abort` stops the part uploads and
+  aborts the multipart upload, once its creation has returned if it was on its way.
 * :class:`ObjectReader` reads one ``GetObject`` stream, prefetching two small blocks, or, with
   ``concurrency > 1`` and an object larger than a span, up to ``concurrency`` ranged requests
   at once. Either the store opens the first response (a whole-object ``GetObject``) and every
@@ -190,15 +192,18 @@ class MultipartWriter(io.RawIOBase):
         #: Parts cut from the stream so far (held, uploading or uploaded).
         self._cut = 0
         self._threshold = max(part_size, multipart_threshold or 0)
-        #: Full parts kept back while the payload may still fit one ``PutObject``.
+        #: Full parts kept back while the payload may still fit one ``PutObject``, and their bytes.
         self._held: list[_Part] = []
+        self._held_size = 0
         self._algorithm = checksum_algorithm if digest is not None else None
         self._digest = digest
         self._whole = digest() if digest is not None and full_object else None
         self._exclusive = exclusive
         self._params = dict(params)
         self._part = _Part()
-        self._upload_id: str | None = None
+        #: The ``CreateMultipartUpload`` request and then its upload id, once the payload is past
+        #: the threshold; ``None`` for a single ``PutObject`` and after the upload is completed.
+        self._creating: concurrent.futures.Future[str] | None = None
         self._submitted = 0
         self._pending: dict[concurrent.futures.Future[str], dict[str, Any]] = {}
         self._uploaded: list[dict[str, Any]] = []
@@ -217,6 +222,8 @@ class MultipartWriter(io.RawIOBase):
             room = self._part_size - self._part.size
             self._part.add(view[:room], shared=shared)
             view = view[room:]
+            if self._creating is None and self._held_size + self._part.size > self._threshold:
+                self._create()
             if self._part.size >= self._part_size:
                 self._full(self._take())
         self.size += size
@@ -224,18 +231,16 @@ class MultipartWriter(io.RawIOBase):
 
     def _full(self, part: _Part) -> None:
         """Hold a full part while everything written still fits one ``PutObject``; past the
-        threshold, start the multipart upload with the parts held so far."""
-        if self._upload_id is None and self._held_size() + part.size <= self._threshold:
+        threshold, send it after the parts held so far."""
+        if self._creating is None:
             self._held.append(part)
+            self._held_size += part.size
             return
         self._release_held()
         self._send(part)
 
-    def _held_size(self) -> int:
-        return sum(part.size for part in self._held)
-
     def _release_held(self) -> None:
-        held, self._held = self._held, []
+        held, self._held, self._held_size = self._held, [], 0
         for part in held:
             self._send(part)
 
@@ -263,9 +268,11 @@ class MultipartWriter(io.RawIOBase):
 
     def _send(self, part: _Part) -> None:
         """Queue one part for upload, first waiting until fewer than ``concurrency`` are in
-        flight; starts the multipart upload with the first part."""
-        if self._upload_id is None:
-            self._upload_id = self._create()
+        flight (each waits for the upload id on the loop); a failed ``CreateMultipartUpload``
+        is raised here."""
+        creating = self._creating or self._create()
+        if creating.done():
+            creating.result()
         if self._submitted >= MAX_PARTS:
             raise StorageError(
                 f"{self._location} would need more than {MAX_PARTS} parts of {self._part_size} "
@@ -275,24 +282,35 @@ class MultipartWriter(io.RawIOBase):
         self._submitted += 1
         entry: dict[str, Any] = {"PartNumber": self._submitted, **self._checksum(part)}
         self._wait_until(self._concurrency - 1)
-        params = {**self._target, "UploadId": self._upload_id, "Body": _PartBody(part), **entry}
-        future = asyncio.run_coroutine_threadsafe(self._upload_part(params), self._loop)
+        params = {**self._target, "Body": _PartBody(part), **entry}
+        future = asyncio.run_coroutine_threadsafe(self._upload_part(creating, params), self._loop)
         self._pending[future] = entry
 
-    def _create(self) -> str:
+    def _create(self) -> concurrent.futures.Future[str]:
+        """Send ``CreateMultipartUpload`` and return at once: the writer goes on filling parts
+        (a round trip saved) while the request is on its way."""
         params = {**self._target, **self._params}
         if self._algorithm is not None:
             kind = "FULL_OBJECT" if self._whole is not None else "COMPOSITE"
             params.update(ChecksumAlgorithm=self._algorithm, ChecksumType=kind)
-        response = sync(self._loop, self._call, "create_multipart_upload", **params)
+        self._creating = asyncio.run_coroutine_threadsafe(self._create_upload(params), self._loop)
+        return self._creating
+
+    async def _create_upload(self, params: dict[str, Any]) -> str:
+        response = await self._call("create_multipart_upload", **params)
         return str(response["UploadId"])
 
-    async def _upload_part(self, params: dict[str, Any]) -> str:
+    async def _upload_part(
+        self, creating: concurrent.futures.Future[str], params: dict[str, Any]
+    ) -> str:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            response = await self._call("upload_part", **params)
+            # Shielded: a part cancelled by abort() leaves the creation to finish, so that the
+            # upload it makes can be aborted.
+            upload_id = await asyncio.shield(asyncio.wrap_future(creating))
+            response = await self._call("upload_part", UploadId=upload_id, **params)
             return str(response["ETag"])
         finally:
             if task is not None:
@@ -313,12 +331,12 @@ class MultipartWriter(io.RawIOBase):
     def commit(self) -> None:
         """Make the object visible: ``PutObject``, or the last part and
         ``CompleteMultipartUpload``. ``FileExistsError`` if exclusive and the key is taken."""
-        if self._upload_id is None and self._held_size() + self._part.size <= self._threshold:
+        if self._creating is None:
             body = _Part()
             for part in (*self._held, self._take()):
                 body.pieces += part.pieces
                 body.size += part.size
-            self._held = []
+            self._held, self._held_size = [], 0
             params: dict[str, Any] = {**self._target, **self._params, "Body": _PartBody(body)}
             if self._algorithm is not None:
                 params["ChecksumAlgorithm"] = self._algorithm
@@ -329,17 +347,18 @@ class MultipartWriter(io.RawIOBase):
         if self._part.size:
             self._send(self._take())
         self._wait_until(0)
+        assert self._creating is not None
         parts = sorted(self._uploaded, key=lambda entry: int(entry["PartNumber"]))
         params = {
             **self._target,
-            "UploadId": self._upload_id,
+            "UploadId": self._creating.result(),
             "MultipartUpload": {"Parts": parts},
         }
         if self._whole is not None and self._algorithm is not None:
             params["ChecksumType"] = "FULL_OBJECT"
             params[f"Checksum{self._algorithm}"] = encode(self._whole.digest())
         self._conditional("complete_multipart_upload", params)
-        self._upload_id = None
+        self._creating = None
 
     def _conditional(self, method: str, params: dict[str, Any]) -> None:
         if self._exclusive:
@@ -356,15 +375,19 @@ class MultipartWriter(io.RawIOBase):
             raise
 
     def abort(self) -> None:
-        """Stop the part uploads and abort the multipart upload; best effort, never raises."""
+        """Stop the part uploads and abort the multipart upload, after its creation has
+        returned if it is on its way; best effort, never raises."""
         self._part = _Part()
-        self._held = []
-        upload_id, self._upload_id = self._upload_id, None
-        if upload_id is None:
+        self._held, self._held_size = [], 0
+        creating, self._creating = self._creating, None
+        if creating is None:
             return
         try:
-            sync(self._loop, self._abort, upload_id)
+            sync(self._loop, self._abort, creating)
         except Exception as exc:
+            upload_id = "(being created)"
+            with suppress(BaseException):
+                upload_id = creating.result(timeout=0)
             log.warning(
                 "could not abort multipart upload %s of %s: %s (a bucket lifecycle rule with "
                 "AbortIncompleteMultipartUpload removes it later)",
@@ -375,13 +398,17 @@ class MultipartWriter(io.RawIOBase):
         finally:
             self._pending.clear()
 
-    async def _abort(self, upload_id: str) -> None:
+    async def _abort(self, creating: concurrent.futures.Future[str]) -> None:
         # Parts queued before this coroutine have registered their tasks by now: the loop runs
         # callbacks in the order they were scheduled.
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            upload_id = await asyncio.shield(asyncio.wrap_future(creating))
+        except Exception:
+            return  # no upload was created
         await self._call("abort_multipart_upload", **self._target, UploadId=upload_id)
 
 

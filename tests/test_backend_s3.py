@@ -625,7 +625,8 @@ def test_a_failed_write_aborts_its_multipart_upload(make_store: MakeStore, s3: A
     store = make_store()
     with pytest.raises(RuntimeError), store.open_write("big") as sink:  # noqa: PT012
         sink.write(b"x" * (2 * PART + 1))
-        assert len(uploads_in_progress(s3, store)) == 1
+        # Created on the way, while the writer goes on.
+        wait_for(lambda: len(uploads_in_progress(s3, store)) == 1, "no upload")
         raise RuntimeError("publisher crashed")
     assert uploads_in_progress(s3, store) == []
     with pytest.raises(PayloadNotFoundError):
@@ -1168,7 +1169,7 @@ def test_the_offloader_tells_the_store_the_size_and_a_lie_is_caught(
         off.resolve(json.dumps(lying))
 
 
-# -- ranges sent at once --------------------------------------------------------------------------
+# -- ranges sent at once, multipart uploads created on the way ----------------------------------
 
 
 def store_on(on: str, make_store: MakeStore, moto_server: MotoServer, **options: Any) -> S3Store:
@@ -1343,3 +1344,67 @@ def test_a_range_sent_at_once_that_fails_is_sent_again_once_the_first_answered(
     assert len(second) == 2
     assert second[0] == ""
     assert second[1]  # If-Match: the first range's ETag
+
+
+@pytest.mark.parametrize("on", ["s3fs", "boto3"])
+def test_a_write_fills_parts_while_its_multipart_upload_is_created(
+    make_store: MakeStore, moto_server: MotoServer, s3: Any, on: str
+) -> None:
+    delay = 1.0
+    store = store_on(on, make_store, moto_server)
+    answered: list[str] = []
+    if on == "boto3":
+
+        def slow_create(**_: Any) -> None:
+            time.sleep(delay)
+
+        on_requests(store, "before-send.s3.CreateMultipartUpload", slow_create)
+    else:
+
+        async def slow_create_on_loop(**_: Any) -> None:
+            await asyncio.sleep(delay)
+
+        on_requests(store, "before-send.s3.CreateMultipartUpload", slow_create_on_loop)
+    on_requests(store, "after-call.s3", lambda model, **_: answered.append(model.name))
+    data = os.urandom(4 * PART)
+    with store.open_write("k") as sink:
+        started = time.monotonic()
+        for start in range(0, len(data), MiB):
+            sink.write(data[start : start + MiB])
+        assert time.monotonic() - started < delay  # the writer never waited for the upload id
+        assert "CreateMultipartUpload" not in answered
+    assert answered[0] == "CreateMultipartUpload"
+    assert answered.count("UploadPart") == 4
+    assert answered[-1] == "CompleteMultipartUpload"
+    assert read(store, "k") == data
+    assert uploads_in_progress(s3, store) == []
+
+
+@pytest.mark.parametrize("on", ["s3fs", "boto3"])
+def test_a_write_aborted_while_its_multipart_upload_is_created_leaves_no_upload(
+    make_store: MakeStore, moto_server: MotoServer, s3: Any, on: str
+) -> None:
+    delay = 0.5
+    store = store_on(on, make_store, moto_server)
+    answered: list[str] = []
+    if on == "boto3":
+
+        def slow_create(**_: Any) -> None:
+            time.sleep(delay)
+
+        on_requests(store, "before-send.s3.CreateMultipartUpload", slow_create)
+    else:
+
+        async def slow_create_on_loop(**_: Any) -> None:
+            await asyncio.sleep(delay)
+
+        on_requests(store, "before-send.s3.CreateMultipartUpload", slow_create_on_loop)
+    on_requests(store, "after-call.s3", lambda model, **_: answered.append(model.name))
+    with pytest.raises(RuntimeError, match="publisher crashed"), store.open_write("k") as sink:  # noqa: PT012
+        sink.write(os.urandom(3 * PART))
+        assert answered == []  # the upload is still being created
+        raise RuntimeError("publisher crashed")
+    assert answered == ["CreateMultipartUpload", "AbortMultipartUpload"]  # and no part
+    assert uploads_in_progress(s3, store) == []
+    with pytest.raises(PayloadNotFoundError):
+        store.info("k")

@@ -225,6 +225,24 @@ def test_an_upload_that_fails_sends_nothing_and_leaves_no_upload(
         assert faults.sent["AbortMultipartUpload"] == 1
 
 
+def test_a_multipart_upload_that_cannot_be_created_fails_the_write_and_sends_no_part(
+    moto_server: MotoServer, bucket: str, prefix: str, s3: Any, faults: Faults
+) -> None:
+    """``CreateMultipartUpload`` goes out while the writer goes on filling parts; its failure
+    is raised by a later write or the commit, as it was by the write that needed it."""
+    store = s3_store(moto_server, f"s3://{bucket}/{prefix}", faults=faults)
+    faults.inject(
+        "CreateMultipartUpload", lambda: ConnectionClosedError(endpoint_url=ENDPOINT), times=None
+    )
+    with pytest.raises(TransientStorageError), store.open_write("k") as sink:  # noqa: PT012
+        for _ in range(4):
+            sink.write(os.urandom(PART))
+    assert faults.raised["CreateMultipartUpload"] >= 1
+    assert faults.sent["UploadPart"] == faults.sent["AbortMultipartUpload"] == 0
+    assert objects(s3, bucket, prefix) == []
+    assert uploads_in_progress(s3, bucket, prefix) == []
+
+
 # -- upload succeeds, send fails definitely -----------------------------------------------------
 
 
