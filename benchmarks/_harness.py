@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ import pipeline_bench
 import s3_bench
 import sns_bench
 import sqs_bench
+from shaper import CONTROL_ENV
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
 REGION = "us-east-1"
@@ -319,12 +321,14 @@ class Harness:
         local = s3_bench.Endpoint("local", self.workdir)
         moto = s3_bench.Endpoint("moto-keepalive", self.workdir)
         self.shaper = Shaper(network, [local.url, moto.url])
+        os.environ[CONTROL_ENV] = self.shaper.control  # the children count their timed part
         try:
             s3_url, aws_url = self.shaper.listeners
             self.log(f"{network.label}: S3 {s3_url}, SQS {aws_url}")
             self.s3_shaped(s3_url, network, sizes.s3_sizes)
             self.sqs(aws_url, s3_url=s3_url, sizes=sizes, label=network.label)
         finally:
+            os.environ.pop(CONTROL_ENV, None)
             self.shaper.close()
             self.shaper = None
             moto.close()
@@ -356,11 +360,13 @@ class Harness:
                     continue
                 process = time.perf_counter() - started
                 if self.shaper and before and len(results) == 1:
+                    # The whole process's traffic, where the child did not count its timed part.
                     after = self.shaper.stats()
                     (figures,) = results.values()
-                    figures["wire_up"] = after["up"] - before["up"]
-                    figures["wire_down"] = after["down"] - before["down"]
-                    figures["shaper_cpu_seconds"] = after["cpu_seconds"] - before["cpu_seconds"]
+                    figures.setdefault("wire_up", after["up"] - before["up"])
+                    figures.setdefault("wire_down", after["down"] - before["down"])
+                    cpu = after["cpu_seconds"] - before["cpu_seconds"]
+                    figures.setdefault("shaper_cpu_seconds", cpu)
                     figures["connections"] = after["connections"] - before["connections"]
                 for name, figures in results.items():
                     job.rows[name].runs.append({**figures, "process_seconds": process})
@@ -650,7 +656,10 @@ class Shaper:
         line = self._process.stdout.readline()
         if not line:
             raise RuntimeError("the shaper did not start")
-        self.listeners: list[str] = json.loads(line)["listeners"]
+        started = json.loads(line)
+        self.listeners: list[str] = started["listeners"]
+        #: ``host:port`` where a measured child reads the counters (``shaper.Wire``).
+        self.control: str = started["control"]
 
     def stats(self) -> dict[str, Any]:
         """Bytes delivered each way, connections opened and the shaper's CPU seconds so far."""
@@ -710,7 +719,13 @@ def _s3_run(
     }
     if "codec" in r:  # the Offloader's rows: what it stored
         figures |= {"stored_as": r["codec"], "stored_ratio": r["stored_ratio"]}
-    return {name: figures}
+    return {name: figures | _wire(r)}
+
+
+def _wire(r: dict[str, Any]) -> dict[str, Any]:
+    """What the shaper moved during a child's timed part, where the child counted it."""
+    counted = {k: r[k] for k in ("wire_up", "wire_down", "shaper_cpu_seconds") if k in r}
+    return counted | {"wire_timed": True} if counted else {}
 
 
 def _sends(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -730,7 +745,7 @@ def _message_figures(r: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mib": r["peak_mib"],
         "stored_as": r.get("codec", "none"),
         "stored_ratio": r.get("stored_ratio", 1.0),
-    }
+    } | _wire(r)
 
 
 def _brief(figures: dict[str, Any]) -> str:

@@ -438,7 +438,11 @@ def _shaper_cpu(entry: Entry) -> str:
     runs = [r for r in entry["runs"] if "shaper_cpu_seconds" in r]
     if not runs:
         return "-"
-    share = max(r["shaper_cpu_seconds"] / r["process_seconds"] for r in runs)
+    # Over the timed part where the child counted it, else over the child's whole process.
+    share = max(
+        r["shaper_cpu_seconds"] / (r["seconds"] if r.get("wire_timed") else r["process_seconds"])
+        for r in runs
+    )
     return f"{share:.0%}"
 
 
@@ -599,9 +603,10 @@ def network_notes(plan: dict[str, Any]) -> list[str]:
         "it stops reading, as TCP's window would. No packet loss, slow start or shared "
         "bottleneck link: each connection gets the full rate, as connections to S3's many "
         "front ends do. The shaper counts the bytes it delivers each way (`bytes up / down per "
-        "payload byte`, the most of any run; they include the untimed warm-up and, for SQS, "
-        "the messages) and its own CPU (`shaper CPU`, the largest share of one core over a "
-        "run's process): near 100 % it would be the limit.",
+        "payload byte`, the most of any run: read by the measured process around its timed "
+        "part, so the warm-up is not counted; for SQS they include the messages) and its own "
+        "CPU over that part (`shaper CPU`, the largest share of one core; over the whole "
+        "process for the 1 KiB and 300 KB runs): near 100 % it would be the limit.",
         "Behind a profile S3 is `benchmarks/local_s3.py` (serves ranged GETs with `sendfile`, "
         "no re-reading), with request bodies unsigned for every client as over HTTPS (the "
         "official clients through an AWS config file with `payload_signing_enabled = false`); "

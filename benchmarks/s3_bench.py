@@ -63,6 +63,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from shaper import CONTROL_ENV, Wire
+
 MIB = 1024 * 1024
 BUCKET = "offload-bench"
 HERE = Path(__file__).resolve().parent
@@ -113,11 +115,17 @@ def _reset_peak() -> int:
     return _status("VmRSS")
 
 
+#: Behind a network profile, what the shaper moved during the timed parts.
+WIRE = Wire(os.environ.get(CONTROL_ENV))
+
+
 def _measure(action: Callable[[], object]) -> tuple[float, int]:
     idle = _reset_peak()
+    WIRE.start()
     start = time.perf_counter()
     action()
     elapsed = time.perf_counter() - start
+    WIRE.stop()
     return elapsed, _status("VmHWM") - idle
 
 
@@ -279,7 +287,8 @@ def _result(
     if target.stat().st_size != source.stat().st_size or _digest(target) != _digest(source):
         raise RuntimeError("the downloaded file differs from the payload")
     target.unlink()
-    return {"up_s": up_seconds, "down_s": down_seconds, "up_rss": up_peak, "down_rss": down_peak}
+    figures = {"up_s": up_seconds, "down_s": down_seconds, "up_rss": up_peak, "down_rss": down_peak}
+    return figures | WIRE.figures
 
 
 def _digest(path: Path) -> str:

@@ -23,7 +23,8 @@ the full rate, as connections to S3's many front ends do.
 Reading a line ``stats`` on stdin prints the counters as one JSON line: bytes delivered to the
 client (``down``) and to the upstream (``up``), connections opened, and the proxy's own CPU
 seconds (user + system), so a harness can tell what a scenario moved and whether the proxy
-itself was the limit. It stops when its stdin closes.
+itself was the limit; a connection to the ``control`` address it prints gets the same line
+(:class:`Wire` reads it around a timed part). It stops when its stdin closes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+#: The environment variable through which a harness tells a measured child the shaper's
+#: control address (``host:port``).
+CONTROL_ENV = "OFFLOAD_BENCH_SHAPER"
 #: Bytes read from a socket at once.
 READ_SIZE = 256 * 1024
 
@@ -232,7 +236,15 @@ class Shaper:
 async def serve(profile: Profile, upstreams: list[str]) -> None:
     shaper = Shaper(profile, upstreams)
     await shaper.start()
-    print(json.dumps({"listeners": shaper.listeners}), flush=True)
+
+    async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(json.dumps(shaper.stats()).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(control, "127.0.0.1", 0)
+    address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    print(json.dumps({"listeners": shaper.listeners, "control": address}), flush=True)
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -241,6 +253,46 @@ async def serve(profile: Profile, upstreams: list[str]) -> None:
         if line.strip() == "stats":
             print(json.dumps(shaper.stats()), flush=True)
     os._exit(0)  # connections still open end with the process, not one by one
+
+
+def read_stats(address: str) -> dict[str, object]:
+    """The counters of the shaper whose control address (``host:port``) is ``address``; a
+    process being measured reads them around its timed part."""
+    host, _, port = address.partition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return dict(json.loads(data))
+
+
+class Wire:
+    """The bytes a shaper moved, and its CPU time, between :meth:`start` and :meth:`stop`
+    (summed over every such span); nothing when ``address`` is ``None`` (no shaper)."""
+
+    def __init__(self, address: str | None) -> None:
+        self.address = address
+        self._before: dict[str, object] = {}
+        self.figures: dict[str, float] = {}
+
+    def start(self) -> None:
+        if self.address:
+            self._before = read_stats(self.address)
+
+    def stop(self) -> None:
+        if self.address:
+            after = read_stats(self.address)
+            pairs = (
+                ("wire_up", "up"),
+                ("wire_down", "down"),
+                ("shaper_cpu_seconds", "cpu_seconds"),
+            )
+            for name, key in pairs:  # summed over every start/stop
+                moved = float(after[key]) - float(self._before[key])  # type: ignore[arg-type]
+                self.figures[name] = self.figures.get(name, 0.0) + moved
 
 
 def main() -> None:

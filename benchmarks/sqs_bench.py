@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_bench import _reset_peak, _status_kib, make_json_like
+from shaper import CONTROL_ENV, Wire
 
 MIB = 1024 * 1024
 #: One untimed round trip first, stored by every client (over the queues' 256 KiB limit), so
@@ -253,6 +254,7 @@ def child_large(cfg: dict[str, Any]) -> dict[str, Any]:
     """One send + receive + delete of the payload in ``cfg["source"]``."""
     source = Path(cfg["source"])
     size = source.stat().st_size
+    wire = Wire(os.environ.get(CONTROL_ENV))  # behind a network profile: what moved, timed
     if cfg["client"] == "official":
         import boto3
         import sqs_extended_client  # noqa: F401  (patches boto3.Session)
@@ -270,12 +272,14 @@ def child_large(cfg: dict[str, Any]) -> dict[str, Any]:
         round_trip(_warmup(source).decode())
         body = source.read_text()
         baseline, precise = _memory()
+        wire.start()
         start = time.perf_counter()
         received = round_trip(body)
         seconds = time.perf_counter() - start
+        wire.stop()
         peak = _peak_over(baseline, precise)
         assert received == body
-        return {"seconds": seconds, "peak_mib": peak, "size": size}
+        return {"seconds": seconds, "peak_mib": peak, "size": size, **wire.figures}
 
     import boto3
 
@@ -288,17 +292,20 @@ def child_large(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["io"] == "bytes":
         data = source.read_bytes()
         baseline, precise = _memory()
+        wire.start()
         start = time.perf_counter()
         sent = queue.send(data)
         (message,) = queue.receive(1, wait_seconds=5)
         got = message.payload()
         message.ack()
         seconds = time.perf_counter() - start
+        wire.stop()
         peak = _peak_over(baseline, precise)
         assert got == data
     else:
         with source.open("rb") as payload:
             baseline, precise = _memory()
+            wire.start()
             start = time.perf_counter()
             sent = queue.send(payload)
             (message,) = queue.receive(1, wait_seconds=5)
@@ -306,6 +313,7 @@ def child_large(cfg: dict[str, Any]) -> dict[str, Any]:
                 shutil.copyfileobj(stream, out, 8 * MIB)
             message.ack()
             seconds = time.perf_counter() - start
+            wire.stop()
             peak = _peak_over(baseline, precise)
         assert output.stat().st_size == size
         output.unlink()
@@ -317,6 +325,7 @@ def child_large(cfg: dict[str, Any]) -> dict[str, Any]:
         "size": size,
         "codec": pointer.codec if pointer else "-",
         "stored_ratio": (pointer.stored_size or size) / size if pointer else 1.0,
+        **wire.figures,
     }
 
 
