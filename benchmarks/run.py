@@ -20,7 +20,7 @@ raw boto3; large payloads vs the official ``amazon-sqs-extended-client`` and
 ``benchmarks/results/``, with ``--quick`` ``benchmarks/results/quick/``). ``--quick`` runs
 small sizes with two repeats (one to two minutes on two cores per profile); the default full
 run goes from 1 KiB to 1 GiB (2 GiB on the local S3 endpoint) behind all three profiles, in
-about three quarters of an hour; ``--complete`` adds 2 GiB everywhere the issues ask for it
+about 35 minutes; ``--complete`` adds 2 GiB everywhere the issues ask for it
 (S3 on moto, the core pipeline) and 1 GiB for SNS. ``--max-size`` leaves out larger sizes,
 ``--repeat`` and ``--count`` override the plan's. Needs the ``bench`` extra (matplotlib,
 moto, s3fs, the official clients) and free disk space under ``--tmpdir`` for a few payload
