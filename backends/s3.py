@@ -458,20 +458,7 @@ class S3Store:
         """A reader of ``size`` bytes as ranges, ``concurrency`` of them sent at once, returned
         once the first range's response is in (a missing object, or one of another size, raises
         here); the others are then on their way."""
-        from ._s3_io import ObjectReader
-
-        reader = ObjectReader(
-            self._io.call,
-            self._io.loop,
-            self.bucket,
-            object_key,
-            None,
-            location=location,
-            size=size,
-            span=span,
-            concurrency=concurrency,
-            retries=self.read_retries,
-        )
+        reader = self._object_reader(object_key, location, None, size, span, concurrency)
         try:
             reader.opened.result()
         except BaseException as exc:
@@ -491,9 +478,23 @@ class S3Store:
         span: int,
         concurrency: int,
     ) -> BinaryIO:
+        reader = self._object_reader(object_key, location, response, size, span, concurrency)
+        return self._stream(reader, location)
+
+    def _object_reader(
+        self,
+        object_key: str,
+        location: str,
+        response: Any,
+        size: int,
+        span: int,
+        concurrency: int,
+    ) -> Any:
+        """An :class:`~offload_backends._s3_io.ObjectReader` on this store's requests, from a
+        ``GetObject`` ``response`` or (``None``) sending its own ranges."""
         from ._s3_io import ObjectReader
 
-        reader = ObjectReader(
+        return ObjectReader(
             self._io.call,
             self._io.loop,
             self.bucket,
@@ -505,7 +506,6 @@ class S3Store:
             concurrency=concurrency,
             retries=self.read_retries,
         )
-        return self._stream(reader, location)
 
     def _stream(self, reader: Any, location: str) -> BinaryIO:
         return StoreStream(

@@ -1346,12 +1346,9 @@ def test_a_range_sent_at_once_that_fails_is_sent_again_once_the_first_answered(
     assert second[1]  # If-Match: the first range's ETag
 
 
-@pytest.mark.parametrize("on", ["s3fs", "boto3"])
-def test_a_write_fills_parts_while_its_multipart_upload_is_created(
-    make_store: MakeStore, moto_server: MotoServer, s3: Any, on: str
-) -> None:
-    delay = 1.0
-    store = store_on(on, make_store, moto_server)
+def slow_multipart_create(store: S3Store, on: str, delay: float) -> list[str]:
+    """Hold every ``CreateMultipartUpload`` of ``store`` for ``delay`` seconds (on its client's
+    own thread or loop); the names of the calls answered, in order, fill the list returned."""
     answered: list[str] = []
     if on == "boto3":
 
@@ -1366,6 +1363,16 @@ def test_a_write_fills_parts_while_its_multipart_upload_is_created(
 
         on_requests(store, "before-send.s3.CreateMultipartUpload", slow_create_on_loop)
     on_requests(store, "after-call.s3", lambda model, **_: answered.append(model.name))
+    return answered
+
+
+@pytest.mark.parametrize("on", ["s3fs", "boto3"])
+def test_a_write_fills_parts_while_its_multipart_upload_is_created(
+    make_store: MakeStore, moto_server: MotoServer, s3: Any, on: str
+) -> None:
+    delay = 1.0
+    store = store_on(on, make_store, moto_server)
+    answered = slow_multipart_create(store, on, delay)
     data = os.urandom(4 * PART)
     with store.open_write("k") as sink:
         started = time.monotonic()
@@ -1386,20 +1393,7 @@ def test_a_write_aborted_while_its_multipart_upload_is_created_leaves_no_upload(
 ) -> None:
     delay = 0.5
     store = store_on(on, make_store, moto_server)
-    answered: list[str] = []
-    if on == "boto3":
-
-        def slow_create(**_: Any) -> None:
-            time.sleep(delay)
-
-        on_requests(store, "before-send.s3.CreateMultipartUpload", slow_create)
-    else:
-
-        async def slow_create_on_loop(**_: Any) -> None:
-            await asyncio.sleep(delay)
-
-        on_requests(store, "before-send.s3.CreateMultipartUpload", slow_create_on_loop)
-    on_requests(store, "after-call.s3", lambda model, **_: answered.append(model.name))
+    answered = slow_multipart_create(store, on, delay)
     with pytest.raises(RuntimeError, match="publisher crashed"), store.open_write("k") as sink:  # noqa: PT012
         sink.write(os.urandom(3 * PART))
         assert answered == []  # the upload is still being created
