@@ -416,7 +416,8 @@ class S3Store:
         span, concurrency = read_plan(size, self.read_concurrency)
         if size < UNSIZED_RANGED_MIN:
             concurrency = 1
-        return self._reader(object_key, location, response, size, span, concurrency)
+        reader = self._object_reader(object_key, location, response, size, span, concurrency)
+        return self._stream(reader, location)
 
     def open_read_sized(self, key: str, size: int) -> BinaryIO:
         """:meth:`open_read` of an object expected to be ``size`` bytes long (a size taken from
@@ -450,7 +451,8 @@ class S3Store:
             with suppress(Exception):
                 response["Body"].close()
             raise SizeMismatchError(expected=size, actual=actual, location=location)
-        return self._reader(object_key, location, response, size, span, concurrency)
+        reader = self._object_reader(object_key, location, response, size, span, concurrency)
+        return self._stream(reader, location)
 
     def _open_ranges(
         self, object_key: str, *, location: str, size: int, span: int, concurrency: int
@@ -467,18 +469,6 @@ class S3Store:
                 # A Range starting at 0 of an empty object.
                 raise SizeMismatchError(expected=size, actual=0, location=location) from exc
             raise
-        return self._stream(reader, location)
-
-    def _reader(
-        self,
-        object_key: str,
-        location: str,
-        response: Any,
-        size: int,
-        span: int,
-        concurrency: int,
-    ) -> BinaryIO:
-        reader = self._object_reader(object_key, location, response, size, span, concurrency)
         return self._stream(reader, location)
 
     def _object_reader(
