@@ -166,7 +166,9 @@ def test_the_publisher_sends_through_sqs_and_removes_what_it_could_not_send(
             assert large is not None
             with pytest.raises(AccessDeniedError):
                 publisher.read_pointer(large)  # not a reader: s3:GetObject is not granted
-        assert calls.denied == ["GetObject"]
+        # A read sends its first ranges together: how many 403s arrive before the first one
+        # cancels the rest is timing, so only which operation was denied is asserted.
+        assert set(calls.denied) == {"GetObject"}
         assert calls.operations == {
             "GetQueueAttributes", "SendMessage", "SendMessageBatch", "PutObject",
             "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
