@@ -36,26 +36,25 @@ from .errors import (
     OffloadError,
 )
 from .events import ErrorEvent, ResolvedEvent, StoredEvent
+from .flow import SYNC, StoreIO, run_sync
 from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
 from .observe import Operation, begin, end, observing
 from .pipeline import (
     CHUNK_SIZE,
     Payload,
-    PendingWrite,
     VerifyingReader,
     WriteResult,
     choose_codec,
+    encode,
     iter_chunks,
     open_verified,
-    read_all,
-    start_write,
 )
 from .plugins import Plugins, default_plugins
 from .pointer import EncodedPointer, Pointer, PointerFormat, Signature
 from .policy import Limits, Mode, Policy
 from .publishing import OutcomeRule, compensating, is_outcome_unknown
 from .signing import Signer, Signing
-from .store import Store, open_read
+from .store import Store
 
 __all__ = ["RESERVED_ATTRIBUTES", "KeyRequest", "Offloader", "Payload", "Received", "Sendable"]
 
@@ -109,16 +108,6 @@ class Received:
     def user_attributes(self) -> dict[str, Attribute]:
         """The attributes the publisher set, without the pointer formats' markers."""
         return {k: v for k, v in self.attributes.items() if k not in RESERVED_ATTRIBUTES}
-
-
-class _NullSink(io.RawIOBase):
-    """Counts and discards; used to describe an object that a content-addressed write found."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        return len(memoryview(b))
 
 
 class Offloader:
@@ -279,18 +268,31 @@ class Offloader:
         return the pointer message. Reads at most the limit's worth of a stream to decide.
         With the AWS pointer format a stored payload must be UTF-8 (see :meth:`store_payload`).
         ``key`` names the stored object (under the store's prefix) instead of ``key_naming``."""
-        with observing(self.plugins, "prepare") as op:
-            message = self._prepare(payload, attributes, limits, content_type, key)
-            op.attributes["stored"] = message.pointer is not None
-            return message
+        return run_sync(self.prepare_flow(payload, attributes, limits, content_type, key, SYNC))
 
-    def _prepare(
+    async def prepare_flow(
         self,
         payload: Sendable,
         attributes: Mapping[str, AttributeLike] | None,
         limits: Limits | None,
         content_type: str | None,
-        key: str | None = None,
+        key: str | None,
+        io: StoreIO,
+    ) -> OutgoingMessage:
+        """:meth:`prepare`, its store I/O done through ``io`` (see :mod:`offload_core.flow`)."""
+        with observing(self.plugins, "prepare") as op:
+            message = await self._prepare(payload, attributes, limits, content_type, key, io)
+            op.attributes["stored"] = message.pointer is not None
+            return message
+
+    async def _prepare(
+        self,
+        payload: Sendable,
+        attributes: Mapping[str, AttributeLike] | None,
+        limits: Limits | None,
+        content_type: str | None,
+        key: str | None,
+        io: StoreIO,
     ) -> OutgoingMessage:
         limits = limits or Limits()
         attrs = as_attributes(attributes)
@@ -325,11 +327,11 @@ class Offloader:
             source = payload
         else:
             source = chunks  # a one-shot stream: what was peeked, then the rest
-        pointer = self.store_payload(source, content_type=content_type, key=key)
+        pointer = await self.store_flow(source, content_type, key, io)
         try:
             return self._pointer_message(pointer, attrs, limits)
         except BaseException:
-            self.discard(pointer)
+            await self.discard_flow(pointer, io)
             raise
 
     def publish(
@@ -363,6 +365,12 @@ class Offloader:
         replaced, as the AWS clients' ``S3Key`` attribute does) instead of ``key_naming``.
         With the AWS pointer format, a payload that is not UTF-8 text is refused (AWS clients
         decode the stored body as text), as it streams and before the upload completes."""
+        return run_sync(self.store_flow(payload, content_type, key, SYNC))
+
+    async def store_flow(
+        self, payload: Sendable, content_type: str | None, key: str | None, io: StoreIO
+    ) -> Pointer:
+        """:meth:`store_payload`, its store I/O done through ``io``."""
         if key is not None and self.content_addressed:
             raise IncompatibleOptionsError(
                 "a chosen key and content-addressed keys exclude each other; the digest names "
@@ -373,7 +381,7 @@ class Offloader:
             payload = require_utf8(payload)
         try:
             with observing(self.plugins, "store", attributes={"store": self.store.url}) as op:
-                pointer = self._store(payload, content_type, key)
+                pointer = await self._store(payload, content_type, key, io)
                 op.attributes.update(_pointer_attributes(pointer))
         except OffloadError as exc:
             self.plugins.notify(ErrorEvent("store", exc, self.store.url, **_fields(op)))
@@ -392,7 +400,9 @@ class Offloader:
         )
         return pointer
 
-    def _store(self, payload: Payload, content_type: str | None, key: str | None) -> Pointer:
+    async def _store(
+        self, payload: Payload, content_type: str | None, key: str | None, io: StoreIO
+    ) -> Pointer:
         now = datetime.now(timezone.utc)
         expires = now + self.expires_after if self.expires_after else None
         if self.content_addressed:
@@ -413,12 +423,13 @@ class Offloader:
             "offload-expires": expires.isoformat() if expires else None,
             "content-type": content_type,
         }
-        result = self._write(
+        result = await self._write(
             key,
             chunks,
             codec=codec,
             exclusive=self.content_addressed,
             metadata={name: value for name, value in metadata.items() if value},
+            io=io,
         )
         pointer = Pointer(
             location=self.store.location(key),
@@ -434,10 +445,10 @@ class Offloader:
         try:
             return self.signing.sign(pointer)
         except BaseException:
-            self.discard(pointer)
+            await self.discard_flow(pointer, io)
             raise
 
-    def _write(
+    async def _write(
         self,
         key: str,
         chunks: Iterable[Frozen],
@@ -445,28 +456,34 @@ class Offloader:
         codec: Codec,
         exclusive: bool,
         metadata: Mapping[str, str],
+        io: StoreIO,
     ) -> WriteResult:
-        pending: PendingWrite | None = None
-        write = partial(
-            start_write,
+        pieces, pending = encode(
+            chunks,
             codec=codec,
             checksum=self.checksum,
             hasher=self.plugins.get("checksum", self.checksum)(),
             skip_incompressible=False,
         )
+        written = False
         try:
             # The store commits (completes the upload) while the digest finishes hashing.
-            with self.store.open_write(key, metadata=metadata, exclusive=exclusive) as sink:
-                pending = write(chunks, sink)
+            async with io.open_write(
+                self.store, key, metadata=metadata, exclusive=exclusive
+            ) as sink:
+                async for piece in io.pieces(pieces):
+                    await sink.write(piece)
+                written = True
         except FileExistsError:
             if not exclusive:
+                pending.close()
                 raise
             # Same digest, same key: the object is already there. Describe it without storing.
-            if pending is None:
-                pending = write(chunks, cast(BinaryIO, _NullSink()))
+            if not written:
+                async for _ in io.pieces(pieces):
+                    pass
         except BaseException:
-            if pending is not None:
-                pending.close()
+            pending.close()
             raise
         return pending.result()
 
@@ -549,10 +566,14 @@ class Offloader:
 
         Only for payloads no other subscriber needs (a failed publish, an opt-in single-consumer
         delete); fan-out consumers never call this."""
+        return run_sync(self.discard_flow(pointer, SYNC))
+
+    async def discard_flow(self, pointer: Pointer, io: StoreIO) -> bool:
+        """:meth:`discard`, its store I/O done through ``io``."""
         try:
             with observing(self.plugins, "delete", attributes={"location": pointer.location}):
                 store, key = self._locate(pointer.location)
-                store.delete(key)
+                await io.delete(store, key)
         except Exception:
             log.warning("could not delete %s", pointer.location, exc_info=True)
             return False
@@ -598,15 +619,17 @@ class Offloader:
     def _read_pointer(self, pointer: Pointer, message: Mapping[str, Any]) -> bytes:
         """:meth:`read_pointer` for a message (``message_id``, ``system``, ``destination``,
         ``links``: what the ``resolve`` step and its events say of it)."""
+        return run_sync(self.read_flow(pointer, message, SYNC))
+
+    async def read_flow(self, pointer: Pointer, message: Mapping[str, Any], io: StoreIO) -> bytes:
+        """:meth:`_read_pointer`, its store I/O done through ``io``."""
         try:
-            with (
-                observing(
-                    self.plugins, "resolve", attributes=_pointer_attributes(pointer), **message
-                ) as op,
-                self._verifying(pointer, op) as stream,
-                observing(self.plugins, "read"),
-            ):
-                data = read_all(stream)
+            with observing(
+                self.plugins, "resolve", attributes=_pointer_attributes(pointer), **message
+            ) as op:
+                stream = await self._verifying(pointer, op, io)
+                with stream, observing(self.plugins, "read"):
+                    data = await io.read_all(stream)
         except OffloadError as exc:
             self._resolve_failed(exc, pointer, op)
             raise
@@ -616,11 +639,17 @@ class Offloader:
     def _open_pointer(self, pointer: Pointer, message: Mapping[str, Any]) -> BinaryIO:
         """:meth:`open_pointer` for a message; its ``resolve`` step lasts until the stream is
         verified, fails or is closed."""
+        return run_sync(self.open_flow(pointer, message, SYNC))
+
+    async def open_flow(
+        self, pointer: Pointer, message: Mapping[str, Any], io: StoreIO
+    ) -> BinaryIO:
+        """:meth:`_open_pointer`, the store opened through ``io``."""
         op = begin(self.plugins, "resolve", attributes=_pointer_attributes(pointer), **message)
         if op is None:
             op = Operation("resolve", **message)
         try:
-            stream = self._verifying(pointer, op)
+            stream = await self._verifying(pointer, op, io)
         except OffloadError as exc:
             self._resolve_failed(exc, pointer, op)
             end(self.plugins, op, exc)
@@ -651,7 +680,7 @@ class Offloader:
                 ErrorEvent("resolve", exc, pointer.location, **_fields(op), seconds=op.seconds)
             )
 
-    def _verifying(self, pointer: Pointer, op: Operation) -> BinaryIO:
+    async def _verifying(self, pointer: Pointer, op: Operation, io: StoreIO) -> BinaryIO:
         """The verifying stream, after the ``locate`` step (signature, allowed stores, open)."""
         with observing(self.plugins, "locate", parent=op):
             store, key = self.locate(pointer)
@@ -661,7 +690,7 @@ class Offloader:
                 )
             codec: Codec = self.plugins.get("compressor", pointer.codec)()
             hasher = self.plugins.get("checksum", pointer.checksum)() if pointer.checksum else None
-            raw = open_read(store, key, size=_stored_size(pointer))
+            raw = await io.open_read(store, key, _stored_size(pointer))
         try:
             reader = open_verified(
                 raw,

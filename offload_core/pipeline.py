@@ -46,6 +46,7 @@ __all__ = [
     "VerifyingReader",
     "WriteResult",
     "choose_codec",
+    "encode",
     "is_frozen",
     "iter_chunks",
     "open_verified",
@@ -271,29 +272,56 @@ def start_write(
     5 % (already compressed media, encrypted data), the payload is stored raw and the result's
     codec is ``"none"``, which the pointer must then carry.
     """
+    pieces, pending = encode(
+        chunks,
+        codec=codec,
+        checksum=checksum,
+        hasher=hasher,
+        skip_incompressible=skip_incompressible,
+    )
+    try:
+        for out in pieces:
+            sink.write(out)
+    except BaseException:
+        pending.close()
+        raise
+    return pending
+
+
+def encode(
+    chunks: Iterable[Chunk],
+    *,
+    codec: Codec,
+    checksum: str,
+    hasher: HashLike,
+    skip_incompressible: bool = True,
+) -> tuple[Iterator[Frozen], PendingWrite]:
+    """:func:`start_write` without the sink: the stored pieces, to write in order, and the
+    write's counts, which are complete once the pieces are exhausted. The asynchronous face
+    writes the pieces with ``await``; the hashing is the same."""
     pieces: Iterator[Frozen] = map(partial(_frozen, what="start_write got"), chunks)
     if skip_incompressible:
         codec, pieces = choose_codec(codec, pieces)
-
-    size = stored_size = 0
     background = _BackgroundHasher(hasher)
+    pending = PendingWrite(0, 0, codec.name, checksum, background)
 
     def hashed() -> Iterator[Frozen]:
-        nonlocal size
         for chunk in pieces:
             background.update(chunk)
-            size += len(chunk)
+            pending.size += len(chunk)
             yield chunk
 
-    try:
-        for out in codec.compress(hashed()):
-            if out:
-                sink.write(out)
-                stored_size += len(out)
-    except BaseException:
-        background.close()
-        raise
-    return PendingWrite(size, stored_size, codec.name, checksum, background)
+    def stored() -> Iterator[Frozen]:
+        try:
+            for out in codec.compress(hashed()):
+                if out:
+                    pending.stored_size += len(out)
+                    yield out
+        except BaseException:
+            background.close()
+            raise
+
+    return stored(), pending
 
 
 def choose_codec(codec: Codec, chunks: Iterable[Frozen]) -> tuple[Codec, Iterator[Frozen]]:
