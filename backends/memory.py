@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import BinaryIO, ClassVar
 
+from offload_core.aio.store import InlineStore
 from offload_core.errors import ConfigurationError, PayloadNotFoundError
 from offload_core.store import ObjectInfo, StoreStream, key_problem, key_under, validate_key
 
@@ -67,6 +68,10 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.url!r})"
+
+    def async_store(self) -> InlineStore:
+        """The asynchronous face: this store's calls in place (it does no I/O)."""
+        return InlineStore(self)
 
     @classmethod
     def clear_all(cls) -> None:

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -52,7 +52,7 @@ from .pipeline import (
 from .plugins import Plugins, default_plugins
 from .pointer import EncodedPointer, Pointer, PointerFormat, Signature
 from .policy import Limits, Mode, Policy
-from .publishing import OutcomeRule, compensating, is_outcome_unknown
+from .publishing import OutcomeRule, compensating, compensating_flow, is_outcome_unknown
 from .signing import Signer, Signing
 from .store import Store
 
@@ -355,6 +355,20 @@ class Offloader:
         )
         with compensating([message.pointer], self.discard, outcome_unknown):
             return send(message)
+
+    async def send_flow(
+        self,
+        message: OutgoingMessage,
+        send: Callable[[OutgoingMessage], Awaitable[T]],
+        outcome_unknown: OutcomeRule,
+        io: StoreIO,
+    ) -> T:
+        """``await send(message)``; its stored payload removed again if the send certainly
+        failed (:func:`~offload_core.publishing.compensating_flow`)."""
+        async with compensating_flow(
+            [message.pointer], partial(self.discard_flow, io=io), outcome_unknown
+        ):
+            return await send(message)
 
     def store_payload(
         self, payload: Sendable, *, content_type: str | None = None, key: str | None = None

@@ -12,14 +12,21 @@ built on :class:`~offload_core.transport.TransportBase`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .pointer import Pointer
 
-__all__ = ["OutcomeRule", "compensating", "discard_all", "is_outcome_unknown", "never_sent"]
+__all__ = [
+    "OutcomeRule",
+    "compensating",
+    "compensating_flow",
+    "discard_all",
+    "is_outcome_unknown",
+    "never_sent",
+]
 
 #: Tells from the exception a send raised whether the service may have accepted the message.
 OutcomeRule = Callable[[BaseException], bool]
@@ -58,4 +65,22 @@ def compensating(
     except BaseException as exc:
         if not unknown(exc):
             discard_all(pointers, discard)
+        raise
+
+
+@asynccontextmanager
+async def compensating_flow(
+    pointers: Iterable[Pointer | None],
+    discard: Callable[[Pointer], Awaitable[object]],
+    unknown: OutcomeRule = is_outcome_unknown,
+) -> AsyncIterator[None]:
+    """:func:`compensating` for a flow (:mod:`offload_core.flow`): ``discard`` is awaited. A
+    cancelled send (``CancelledError`` is not an ``Exception``) counts as outcome unknown."""
+    try:
+        yield
+    except BaseException as exc:
+        if not unknown(exc):
+            for pointer in list(pointers):
+                if pointer is not None:
+                    await discard(pointer)
         raise

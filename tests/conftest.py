@@ -14,6 +14,7 @@ import pytest
 from dist_support import install_distribution
 
 from offload_core import Plugins, set_default_plugins
+from offload_core.testing.aio import LoopThread
 from offload_core.testing.aws import MotoServer
 
 THIRD_PARTY_MODULE = textwrap.dedent(
@@ -107,6 +108,13 @@ def _fresh_default_plugins() -> Iterator[None]:
 def plugins() -> Plugins:
     """The installed plugins, loaded fresh (allow/blocklist variables ignored)."""
     return Plugins.from_entry_points(env={})
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    """An event loop on a thread of its own, for driving asynchronous faces from sync suites."""
+    with LoopThread() as loop:
+        yield loop
 
 
 @pytest.fixture(scope="session")

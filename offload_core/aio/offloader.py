@@ -1,0 +1,401 @@
+"""The asynchronous offloader: the :class:`~offload_core.offloader.Offloader`'s rules, awaited.
+
+Every decision (threshold, pointer format, detection, signature and allowlist checks, size and
+digest verification, compensation) is the synchronous offloader's own flow
+(:mod:`offload_core.flow`); this face does the store I/O on the caller's event loop. CPU work
+on payload bytes (hashing, compressing, decompressing) runs on a small pool of worker threads,
+a piece at a time, so the loop never waits for a 2 GiB digest; what the threads read is fed by
+the loop, at most :data:`FEED_WINDOW` ahead of them per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import IO, Any, BinaryIO, TypeVar, cast
+
+from offload_core.codecs import Frozen
+from offload_core.errors import OffloadError
+from offload_core.flow import Sink
+from offload_core.message import AttributeLike, OutgoingMessage
+from offload_core.offloader import Offloader, Received, Sendable
+from offload_core.pipeline import CHUNK_SIZE, VerifyingReader, read_all
+from offload_core.pointer import Pointer
+from offload_core.policy import Limits
+from offload_core.publishing import OutcomeRule, is_outcome_unknown
+from offload_core.store import Store
+
+from .store import AsyncSource, AsyncStore, async_face, finish
+
+__all__ = ["FEED_WINDOW", "AsyncOffloader", "AsyncPayloadStream"]
+
+T = TypeVar("T")
+
+#: How far the loop reads a stored object ahead of the thread that verifies it.
+FEED_WINDOW = 2 * 1024 * 1024
+#: Bytes asked of a store per read.
+_PIECE = 1024 * 1024
+
+_workers: ThreadPoolExecutor | None = None
+_workers_lock = threading.Lock()
+
+
+def _cpu() -> Executor:
+    """The worker threads that hash, compress and verify payload bytes for every loop."""
+    global _workers
+    with _workers_lock:
+        if _workers is None:
+            _workers = ThreadPoolExecutor(
+                max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="offload-cpu"
+            )
+        return _workers
+
+
+async def _on_worker(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a worker thread, awaited to its end even when cancelled meanwhile."""
+    loop = asyncio.get_running_loop()
+    return await finish(loop.run_in_executor(_cpu(), fn, *args))
+
+
+class _Feed(io.RawIOBase, BinaryIO):
+    """A stored object's bytes for a verifying reader on a worker thread, read from an
+    :class:`AsyncSource` by a task on the loop, at most :data:`FEED_WINDOW` ahead."""
+
+    def __init__(self, source: AsyncSource, window: int = FEED_WINDOW) -> None:
+        super().__init__()
+        self._source = source
+        #: The object's size, as the store said (``open_verified`` bounds a raw payload by it).
+        self.size = source.size
+        self._window = window
+        self._pieces: deque[memoryview] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._error: BaseException | None = None
+        self._lock = threading.Condition()
+        self._loop = asyncio.get_running_loop()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._task = self._loop.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                await self._room.wait()
+                data = await self._source.read(_PIECE)
+                with self._lock:
+                    if data:
+                        self._pieces.append(memoryview(data))
+                        self._buffered += len(data)
+                        if self._buffered >= self._window:
+                            self._room.clear()
+                    else:
+                        self._eof = True
+                    self._lock.notify_all()
+                if not data:
+                    return
+        except BaseException as exc:
+            with self._lock:
+                self._error = exc
+                self._lock.notify_all()
+            if not isinstance(exc, (Exception, asyncio.CancelledError)):
+                raise
+        finally:
+            await self._source.aclose()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        with self._lock:
+            while not self._pieces and not self._eof and self._error is None and not self.closed:
+                self._lock.wait()
+            if self._pieces:
+                count = 0
+                while self._pieces and count < len(view):
+                    piece = self._pieces[0]
+                    n = min(len(piece), len(view) - count)
+                    view[count : count + n] = piece[:n]
+                    count += n
+                    if n == len(piece):
+                        self._pieces.popleft()
+                    else:
+                        self._pieces[0] = piece[n:]
+                self._buffered -= count
+                if self._buffered < self._window:
+                    self._loop.call_soon_threadsafe(self._room.set)
+                return count
+            if self._error is not None:
+                if isinstance(self._error, OffloadError):
+                    raise self._error
+                raise ValueError("the stream was closed while it was read") from self._error
+            if self.closed:
+                raise ValueError("I/O operation on closed file")
+            return 0
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        with self._lock:
+            super().close()
+            self._pieces.clear()
+            self._lock.notify_all()
+        if not self._task.done():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+
+    async def wait_closed(self) -> None:
+        """Until the source is released (the pump has ended)."""
+        await asyncio.wait([self._task])
+
+
+class _FeedIO:
+    """The asynchronous face of store I/O for the offloader's flows."""
+
+    def __init__(self, faces: Callable[[Store], AsyncStore]) -> None:
+        self._faces = faces
+
+    def open_write(
+        self, store: Store, key: str, *, metadata: Mapping[str, str], exclusive: bool
+    ) -> AbstractAsyncContextManager[Sink]:
+        return self._faces(store).open_write(key, metadata=metadata, exclusive=exclusive)
+
+    async def pieces(self, pieces: Iterator[Frozen]) -> AsyncIterator[Frozen]:
+        while (piece := await _on_worker(next, pieces, None)) is not None:
+            yield piece
+
+    async def delete(self, store: Store, key: str) -> None:
+        await self._faces(store).delete(key)
+
+    async def open_read(self, store: Store, key: str, size: int | None) -> BinaryIO:
+        return _Feed(await self._faces(store).open_read(key, size=size))
+
+    async def read_all(self, reader: BinaryIO) -> bytes:
+        return await _on_worker(read_all, reader)
+
+
+class AsyncPayloadStream:
+    """A payload read from its store, verified as it is read (``async for`` yields chunks of up
+    to 8 MiB; the read that reaches the end raises if the size or digest is wrong, so act on the
+    data only after the end). Close it (``async with``) to release the connection early."""
+
+    def __init__(self, reader: BinaryIO) -> None:
+        self._reader = reader
+
+    @property
+    def verified(self) -> bool:
+        """True once the whole payload has been read and every check has passed."""
+        reader = self._reader
+        return reader.verified if isinstance(reader, VerifyingReader) else reader.closed is False
+
+    @property
+    def bytes_read(self) -> int:
+        reader = self._reader
+        return reader.bytes_read if isinstance(reader, VerifyingReader) else reader.tell()
+
+    async def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (everything left for ``-1``); ``b""`` at the verified end."""
+        if size is None or size < 0:
+            return await _on_worker(read_all, self._reader)
+        return await _on_worker(self._reader.read, size)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read(CHUNK_SIZE):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        raw = getattr(self._reader, "_stream", None)
+        self._reader.close()
+        feed = _feed_of(self._reader) or _feed_of(raw)
+        if feed is not None:
+            await feed.wait_closed()
+
+    async def __aenter__(self) -> AsyncPayloadStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _feed_of(stream: object) -> _Feed | None:
+    """The feed at the bottom of a reader's chain of streams, if any."""
+    seen = 0
+    while stream is not None and seen < 8:
+        if isinstance(stream, _Feed):
+            return stream
+        stream = getattr(stream, "_stream", None) or getattr(stream, "_inner", None)
+        seen += 1
+    return None
+
+
+class _Opening:
+    """What :meth:`AsyncOffloader.open` returns: await it for the stream, or ``async with`` it
+    to have the stream closed at the end of the block."""
+
+    def __init__(self, opening: Awaitable[AsyncPayloadStream]) -> None:
+        self._opening = opening
+        self._stream: AsyncPayloadStream | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncPayloadStream]:
+        return self._opening.__await__()
+
+    async def __aenter__(self) -> AsyncPayloadStream:
+        self._stream = await self._opening
+        return self._stream
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+
+
+class AsyncOffloader:
+    """:class:`~offload_core.offloader.Offloader`, awaited. Takes an offloader, or the same
+    arguments as one (``AsyncOffloader("s3://payloads/orders", compression="zstd")``).
+
+    Use it as ``async with`` (or call :meth:`aclose`) to release its stores' clients. Stores
+    are reached through their asynchronous face (:func:`~offload_core.aio.store.async_face`),
+    made on the first use on the running loop.
+    """
+
+    def __init__(
+        self,
+        store: str | Store | Offloader,
+        *,
+        executor: Executor | None = None,
+        **options: Any,
+    ) -> None:
+        if isinstance(store, Offloader):
+            if options:
+                raise TypeError("options go to the Offloader; pass them there")
+            self.offloader = store
+        else:
+            self.offloader = Offloader(store, **options)
+        self._executor = executor
+        self._faces: dict[int, AsyncStore] = {}
+        self._io = _FeedIO(self.face)
+
+    def __repr__(self) -> str:
+        return f"AsyncOffloader({self.offloader.store.url!r})"
+
+    @property
+    def store(self) -> Store:
+        return self.offloader.store
+
+    def face(self, store: Store) -> AsyncStore:
+        """The asynchronous face of one of this offloader's stores."""
+        face = self._faces.get(id(store))
+        if face is None:
+            face = self._faces[id(store)] = async_face(store, self._executor)
+        return face
+
+    async def aclose(self) -> None:
+        faces, self._faces = list(self._faces.values()), {}
+        for face in faces:
+            await face.aclose()
+
+    async def __aenter__(self) -> AsyncOffloader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def prepare(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        limits: Limits | None = None,
+        content_type: str | None = None,
+        key: str | None = None,
+    ) -> OutgoingMessage:
+        """As :meth:`Offloader.prepare <offload_core.offloader.Offloader.prepare>`."""
+        offloader = self.offloader
+        return await offloader.prepare_flow(
+            payload, attributes, limits, content_type, key, self._io
+        )
+
+    async def publish(
+        self,
+        payload: Sendable,
+        send: Callable[[OutgoingMessage], Awaitable[T]],
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        limits: Limits | None = None,
+        content_type: str | None = None,
+        outcome_unknown: OutcomeRule = is_outcome_unknown,
+    ) -> T:
+        """:meth:`prepare`, then ``await send(message)``; a payload stored for a send that
+        raises is removed again unless ``outcome_unknown`` (a cancelled send: unknown, kept)."""
+        message = await self.prepare(
+            payload, attributes=attributes, limits=limits, content_type=content_type
+        )
+        return await self.offloader.send_flow(message, send, outcome_unknown, self._io)
+
+    async def store_payload(
+        self, payload: Sendable, *, content_type: str | None = None, key: str | None = None
+    ) -> Pointer:
+        """As :meth:`Offloader.store_payload <offload_core.offloader.Offloader.store_payload>`."""
+        return await self.offloader.store_flow(payload, content_type, key, self._io)
+
+    async def discard(self, pointer: Pointer) -> bool:
+        """Delete a stored payload, best effort (see ``Offloader.discard``)."""
+        return await self.offloader.discard_flow(pointer, self._io)
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def parse(self, body: str | bytes, attributes: Mapping[str, Any] | None = None) -> Received:
+        """Unwrap an SNS envelope and detect a pointer; no I/O."""
+        return self.offloader.parse(body, attributes)
+
+    async def resolve(
+        self, body: str | bytes, attributes: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """The payload as bytes, verified."""
+        received = self.parse(body, attributes)
+        if received.pointer is None:
+            return received.body.encode() if isinstance(received.body, str) else received.body
+        return await self.read_pointer(received.pointer)
+
+    async def read_pointer(self, pointer: Pointer, **message: Any) -> bytes:
+        """Dereference and verify a pointer; the whole payload in memory."""
+        return await self.offloader.read_flow(pointer, message, self._io)
+
+    def open(self, body: str | bytes, attributes: Mapping[str, Any] | None = None) -> _Opening:
+        """The payload as a verifying stream: ``async with off.open(body) as stream``."""
+        received = self.parse(body, attributes)
+        if received.pointer is None:
+            data = received.body.encode() if isinstance(received.body, str) else received.body
+            return _Opening(_ready(AsyncPayloadStream(io.BytesIO(data))))
+        return self.open_pointer(received.pointer)
+
+    def open_pointer(self, pointer: Pointer, **message: Any) -> _Opening:
+        """A verifying stream of a pointer's payload; refused before any I/O as
+        ``Offloader.open_pointer`` refuses."""
+        return _Opening(self._open(pointer, message))
+
+    async def _open(self, pointer: Pointer, message: Mapping[str, Any]) -> AsyncPayloadStream:
+        reader = await self.offloader.open_flow(pointer, message, self._io)
+        return AsyncPayloadStream(reader)
+
+
+async def _ready(stream: AsyncPayloadStream) -> AsyncPayloadStream:
+    return stream
+
+
+def as_payload(data: IO[bytes]) -> AsyncPayloadStream:
+    """An in-memory payload as a stream (inline messages)."""
+    return AsyncPayloadStream(cast(BinaryIO, data))

@@ -1,0 +1,146 @@
+"""Proving asynchronous faces with the synchronous conformance suites.
+
+:class:`LoopThread` runs an event loop on a thread of its own; :class:`BlockingStore` turns an
+:class:`~offload_core.aio.store.AsyncStore` into a :class:`~offload_core.store.Store` whose
+every call is the asynchronous face's, awaited on that loop. So the one store suite
+(:class:`~offload_core.testing.BackendConformance`) proves both faces of a store::
+
+    class TestMyStoreAsync(BackendConformance):
+        @pytest.fixture
+        def store(self, loop_thread):
+            return BlockingStore(MyStore(...).async_store(), loop_thread)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import Coroutine, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, BinaryIO, TypeVar
+
+from offload_core.aio.store import AsyncSink, AsyncSource, AsyncStore
+from offload_core.store import ObjectInfo
+
+__all__ = ["BlockingStore", "LoopThread"]
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running on a daemon thread until :meth:`close`."""
+
+    def __init__(self, timeout: float = 300) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.timeout = timeout
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="offload-test-loop", daemon=True
+        )
+        self._thread.start()
+
+    def run(self, flow: Coroutine[Any, Any, T]) -> T:
+        """Run ``flow`` on the loop and wait for its result (at most ``timeout`` seconds)."""
+        return asyncio.run_coroutine_threadsafe(flow, self.loop).result(self.timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(self.timeout)
+        self.loop.close()
+
+    def __enter__(self) -> LoopThread:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Sink(io.RawIOBase):
+    def __init__(self, sink: AsyncSink, loop: LoopThread) -> None:
+        super().__init__()
+        self._sink = sink
+        self._loop = loop
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        piece = bytes(data)  # the caller may reuse its buffer once this returns
+        self._loop.run(self._sink.write(piece))
+        return len(piece)
+
+
+class _Source(io.RawIOBase):
+    def __init__(self, source: AsyncSource, loop: LoopThread) -> None:
+        super().__init__()
+        self._source = source
+        self._loop = loop
+        self.size = source.size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._loop.run(self._source.read(len(view)))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._loop.run(self._source.aclose())
+            finally:
+                super().close()
+
+
+async def _listed(store: AsyncStore, prefix: str) -> list[ObjectInfo]:
+    return [item async for item in store.list(prefix)]
+
+
+class BlockingStore:
+    """A :class:`~offload_core.store.Store` whose calls are ``store``'s, awaited on ``loop``."""
+
+    def __init__(self, store: AsyncStore, loop: LoopThread) -> None:
+        self.store = store
+        self.url = store.url
+        self._loop = loop
+
+    def __repr__(self) -> str:
+        return f"BlockingStore({self.store!r})"
+
+    def location(self, key: str) -> str:
+        return self.store.location(key)
+
+    def key_for(self, location: str) -> str | None:
+        return self.store.key_for(location)
+
+    @contextmanager
+    def open_write(
+        self, key: str, *, metadata: Mapping[str, str] | None = None, exclusive: bool = False
+    ) -> Iterator[BinaryIO]:
+        block = self.store.open_write(key, metadata=metadata, exclusive=exclusive)
+        sink = self._loop.run(block.__aenter__())
+        try:
+            yield _Sink(sink, self._loop)  # type: ignore[misc]
+        except BaseException as exc:
+            if not self._loop.run(block.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            self._loop.run(block.__aexit__(None, None, None))
+
+    def open_read(self, key: str) -> BinaryIO:
+        return _Source(self._loop.run(self.store.open_read(key)), self._loop)  # type: ignore[return-value]
+
+    def open_read_sized(self, key: str, size: int) -> BinaryIO:
+        source = self._loop.run(self.store.open_read(key, size=size))
+        return _Source(source, self._loop)  # type: ignore[return-value]
+
+    def info(self, key: str) -> ObjectInfo:
+        return self._loop.run(self.store.info(key))
+
+    def delete(self, key: str) -> None:
+        self._loop.run(self.store.delete(key))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        return iter(self._loop.run(_listed(self.store, prefix)))
