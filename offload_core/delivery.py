@@ -24,23 +24,29 @@ from .errors import (
     SignatureError,
     StorageError,
 )
+from .flow import SYNC, StoreIO, run_sync
 from .message import Attribute
 from .observe import current, observing
 from .offloader import Offloader, Received
 from .pipeline import VerifyingReader
 from .pointer import Pointer
 
-__all__ = ["Delivery", "failed_check", "printable"]
+__all__ = ["Delivery", "DeliveryCore", "failed_check", "printable"]
 
 log = logging.getLogger(__name__)
 
 
-class Delivery:
-    """A received body and its attributes, parsed (no storage I/O) by ``offloader``.
+class DeliveryCore:
+    """A received body and its attributes, parsed (no storage I/O) by ``offloader``, for both
+    faces: :class:`Delivery` reads the payload at once, :class:`~offload_core.aio.AsyncDelivery`
+    awaits it, both through the same flows.
 
     A delivery whose pointer is malformed, or whose payload turned out missing, corrupt or
     outside the allowed stores, has :attr:`error` set and never yields a payload.
     """
+
+    #: How the payload is read: at once, or on the caller's loop (an asynchronous delivery).
+    _io: StoreIO = SYNC
 
     #: What observers and logs call the message: its id, the messaging system and destination
     #: (a transport's subclass sets them).
@@ -98,7 +104,7 @@ class Delivery:
             if attribute.data_type == "String" and isinstance(attribute.value, str)
         }
 
-    def payload(self) -> bytes:
+    async def _payload(self) -> bytes:
         """The payload as bytes, verified against the pointer's size and digest."""
         received = self._usable()
         if received.pointer is None:
@@ -107,19 +113,22 @@ class Delivery:
                 op.attributes.update(stored=False, size=len(data))
                 return data
         try:
-            return self.offloader._read_pointer(received.pointer, self.operation_fields())
+            return await self.offloader.read_flow(
+                received.pointer, self.operation_fields(), self._io
+            )
         except OffloadError as exc:
             self._failed(exc)
             raise
 
-    def open(self) -> BinaryIO:
+    async def _open(self) -> BinaryIO:
         """The payload as a stream, verified as it is read: the read that reaches the end raises
         if anything is wrong, so act on the data only then."""
         received = self._usable()
         if received.pointer is None:
             return io.BytesIO(_inline(received))
         try:
-            self._stream = self.offloader._open_pointer(received.pointer, self.operation_fields())
+            fields = self.operation_fields()
+            self._stream = await self.offloader.open_flow(received.pointer, fields, self._io)
         except OffloadError as exc:
             self._failed(exc)
             raise
@@ -184,6 +193,19 @@ class Delivery:
             raise self._error
         assert self._received is not None
         return self._received
+
+
+class Delivery(DeliveryCore):
+    """A received message whose payload is read at once (:class:`DeliveryCore`)."""
+
+    def payload(self) -> bytes:
+        """The payload as bytes, verified against the pointer's size and digest."""
+        return run_sync(self._payload())
+
+    def open(self) -> BinaryIO:
+        """The payload as a stream, verified as it is read: the read that reaches the end raises
+        if anything is wrong, so act on the data only then."""
+        return run_sync(self._open())
 
 
 def _publisher_attributes(

@@ -11,7 +11,8 @@ s3fs on the caller's loop. Thresholds, formats, detection, verification, compens
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Iterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, cast
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from .codecs import Frozen
 
-__all__ = ["SYNC", "Sink", "StoreIO", "SyncStoreIO", "run_sync"]
+__all__ = ["SYNC", "Sink", "StoreIO", "SyncStoreIO", "resolved", "run_sync"]
 
 T = TypeVar("T")
 
@@ -36,6 +37,13 @@ def run_sync(flow: Coroutine[Any, Any, T]) -> T:
         return cast(T, done.value)
     flow.close()
     raise RuntimeError("a synchronous flow awaited something that suspends")
+
+
+async def resolved(value: T | Awaitable[T]) -> T:
+    """``value``, awaited if it is awaitable: a hook's result from either face's client."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
 
 
 class Sink(Protocol):

@@ -24,18 +24,19 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from .errors import IncompatibleOptionsError, MessageTooLargeError, OffloadError, TransportError
 from .events import ErrorEvent, SentEvent
+from .flow import SYNC, StoreIO, resolved, run_sync
 from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
 from .observe import Operation, observing
 from .offloader import JSON_TYPE, is_json_value
 from .policy import utf8_size
-from .publishing import compensating, discard_all, is_outcome_unknown, never_sent
+from .publishing import compensating_flow, is_outcome_unknown, never_sent
 
 if TYPE_CHECKING:
     from .observe import OperationName
@@ -52,6 +53,7 @@ __all__ = [
     "SendResult",
     "Transport",
     "TransportBase",
+    "TransportCore",
 ]
 
 
@@ -194,14 +196,18 @@ E = TypeVar("E", bound=Entry)
 log = logging.getLogger(__name__)
 
 
-class TransportBase(ABC):
-    """The claim check for a transport plugin: subclasses send what is prepared here.
+class TransportCore(ABC):
+    """The claim check of a transport, for both faces: :class:`TransportBase` (synchronous)
+    and :class:`~offload_core.aio.transport.AsyncTransportBase` drive the same flows
+    (:mod:`offload_core.flow`).
 
     A subclass sets :attr:`destination`, :attr:`offloader` and :attr:`limits`, and writes
     :meth:`_send_message` (one prepared message) and, for a service with batch calls,
     :meth:`_send_messages`; :meth:`_outcome_unknown` tells which of its errors mean the
     service may have accepted a message all the same. Everything else (the threshold, storing,
     fitting a batch, removing the payloads of messages certainly not sent) happens here.
+    The hooks that do I/O may return their result or an awaitable of it (an asynchronous
+    client's call): the flows await what is awaitable.
     """
 
     #: Entries per batch call; larger batches are split.
@@ -210,6 +216,9 @@ class TransportBase(ABC):
     system: ClassVar[str | None] = None
     destination: str
     offloader: Offloader
+    #: How stored payloads are written, read and removed: at once (the synchronous face), or
+    #: awaited on the caller's loop (an asynchronous transport sets its offloader's).
+    _io: StoreIO = SYNC
 
     @property
     @abstractmethod
@@ -217,18 +226,26 @@ class TransportBase(ABC):
         """What one message (and one batch) may measure."""
 
     @abstractmethod
-    def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
+    def _send_message(
+        self, message: OutgoingMessage, entry: Entry
+    ) -> SendResult | Awaitable[SendResult]:
         """Send one prepared message; raise if the service did not accept it."""
 
     def _send_messages(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
-    ) -> list[SendResult | BatchFailure]:
+    ) -> list[SendResult | BatchFailure] | Awaitable[list[SendResult | BatchFailure]]:
         """Send prepared messages in one call, an outcome per message in order. By default one
         :meth:`_send_message` each, a failure reported for the message it concerns."""
+        return self._one_by_one(batch)
+
+    async def _one_by_one(
+        self, batch: Sequence[tuple[OutgoingMessage, Entry]]
+    ) -> list[SendResult | BatchFailure]:
         outcomes: list[SendResult | BatchFailure] = []
         for message, entry in batch:
             try:
-                outcomes.append(replace(self._send_message(message, entry), id=entry.id))
+                result = await resolved(self._send_message(message, entry))
+                outcomes.append(replace(result, id=entry.id))
             except Exception as exc:
                 outcomes.append(
                     BatchFailure(
@@ -241,12 +258,17 @@ class TransportBase(ABC):
                 )
         return outcomes
 
-    def _answer_batch(
+    async def _answer_batch(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
     ) -> tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]:
         """:meth:`_send_messages`, and the service's answer to the call when the transport
         keeps it (for :attr:`BatchResult.responses`); override one or the other."""
-        return self._send_messages(batch), None
+        return await resolved(self._send_messages(batch)), None
+
+    async def _ready(self) -> None:
+        """Learn what the flows need to know of the destination before a first send (its
+        limit, read from the service), so that they then need no I/O to decide."""
+        return None
 
     def _outcome_unknown(self, exc: BaseException) -> bool:
         """Whether the service may have accepted a message whose send raised ``exc``."""
@@ -261,15 +283,21 @@ class TransportBase(ABC):
         fields, like EventBridge's, says so here)."""
         return self.limits
 
-    def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
+    async def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
         """The entry's message: inline, or pointing to its stored payload."""
-        return self.offloader.prepare(
-            payload,
-            attributes=entry.attributes,
-            limits=limits,
-            content_type=entry.content_type,
-            key=entry.key,
+        return await self.offloader.prepare_flow(
+            payload, entry.attributes, limits, entry.content_type, entry.key, self._io
         )
+
+    async def _discard(self, pointer: Pointer) -> bool:
+        """Remove a stored payload, best effort (:meth:`Offloader.discard
+        <offload_core.offloader.Offloader.discard>`)."""
+        return await self.offloader.discard_flow(pointer, self._io)
+
+    async def _discard_all(self, pointers: Iterable[Pointer | None]) -> None:
+        for pointer in pointers:
+            if pointer is not None:
+                await self._discard(pointer)
 
     def _measure(self, message: OutgoingMessage, limits: Limits) -> int:
         return limits.measure(message.body, message.attributes if limits.carries_attributes else {})
@@ -349,65 +377,47 @@ class TransportBase(ABC):
                     ErrorEvent("send", error, None, None, self.destination, self.system, seconds)
                 )
 
-    # -- sending -----------------------------------------------------------------------------
+    # -- sending (the flows both faces drive) --------------------------------------------------
 
-    def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        content_type: str | None = None,
-    ) -> SendResult:
-        """Send one payload; it is stored first if it does not fit. If the send fails, the
-        stored payload is removed again, unless the outcome is unknown."""
-        return self._send_entry(Entry(payload, attributes, content_type=content_type))
-
-    def _send_entry(self, entry: Entry) -> SendResult:
+    async def _publish_one(self, entry: Entry) -> SendResult:
+        """Send one entry: stored first if it does not fit; its payload removed again if the
+        send certainly failed."""
         with self._observing("publish") as op:
             self._check(entry)
             (entry,) = self._traced([entry], op)
-            message = self._prepare(entry, entry.payload, self._limits_for(entry))
+            message = await self._prepare(entry, entry.payload, self._limits_for(entry))
             op.attributes["stored"] = message.pointer is not None
-            with (
-                compensating([message.pointer], self.offloader.discard, self._outcome_unknown),
-                self._observing("send") as sending,
-            ):
-                try:
-                    result = self._send_message(message, entry)
-                except OffloadError as exc:
-                    location = message.pointer.location if message.pointer else None
-                    self.offloader.plugins.notify(
-                        ErrorEvent(
-                            "send",
-                            exc,
-                            location,
-                            None,
-                            self.destination,
-                            self.system,
-                            time.perf_counter() - sending.started,
+            async with compensating_flow([message.pointer], self._discard, self._outcome_unknown):
+                with self._observing("send") as sending:
+                    try:
+                        result = await resolved(self._send_message(message, entry))
+                    except OffloadError as exc:
+                        location = message.pointer.location if message.pointer else None
+                        self.offloader.plugins.notify(
+                            ErrorEvent(
+                                "send",
+                                exc,
+                                location,
+                                None,
+                                self.destination,
+                                self.system,
+                                time.perf_counter() - sending.started,
+                            )
                         )
-                    )
-                    raise
+                        raise
             op.message_id = result.message_id
             if self.offloader.plugins.observed:
                 op.attributes["body_size"] = utf8_size(message.body)
             self._sent(op, [result], [message])
             return result
 
-    def send_batch(self, entries: Iterable[Entry | Sendable]) -> BatchResult:
-        """Send many payloads, :attr:`max_batch_entries` per call.
-
-        Each entry is stored if it does not fit alone; then, while a call's total is over the
-        limit, its largest inline entries are stored too. Entries without an ``id`` are numbered
-        from 0 across the whole batch. Payloads of entries that were not sent are removed again
-        (unless their outcome is unknown) and the entries reported in ``failed``; if a call
-        itself raises, every payload stored for it is removed (unless its outcome is unknown).
-        """
+    async def _publish_batch(self, entries: Iterable[Entry | Sendable]) -> BatchResult:
+        """Send many entries, :attr:`max_batch_entries` per call (see ``send_batch``)."""
         successful: list[SendResult] = []
         failed: list[BatchFailure] = []
         responses: list[Mapping[str, Any]] = []
         for chunk in self._numbered(entries):
-            result = self._send_chunk(chunk)
+            result = await self._publish_chunk(chunk)
             successful += result.successful
             failed += result.failed
             responses += result.responses
@@ -425,6 +435,10 @@ class TransportBase(ABC):
             yield chunk
 
     def _send_chunk(self, entries: Sequence[Entry]) -> BatchResult:
+        """One batch call, synchronously (:meth:`_publish_chunk`)."""
+        return run_sync(self._publish_chunk(entries))
+
+    async def _publish_chunk(self, entries: Sequence[Entry]) -> BatchResult:
         """One batch call: prepare and fit every entry, send, and settle each outcome."""
         ids = [str(entry.id) for entry in entries]
         if len(set(ids)) != len(ids):
@@ -445,17 +459,17 @@ class TransportBase(ABC):
                 self._check(entry)
             entries = self._traced(entries, op)
             prepared: list[OutgoingMessage] = []
-            with compensating((m.pointer for m in prepared), self.offloader.discard, never_sent):
+            async with compensating_flow((m.pointer for m in prepared), self._discard, never_sent):
                 for entry in entries:
-                    prepared.append(self._prepare(entry, entry.payload, self._limits_for(entry)))
-                self._fit(prepared, entries)
+                    limits = self._limits_for(entry)
+                    prepared.append(await self._prepare(entry, entry.payload, limits))
+                await self._fit(prepared, entries)
             pointers = [m.pointer for m in prepared]
             op.attributes["stored"] = sum(p is not None for p in pointers)
-            with (
-                compensating(pointers, self.offloader.discard, self._outcome_unknown),
-                self._observing("send", attributes={"message_count": len(entries)}),
-            ):
-                outcomes, answer = self._answer_batch(list(zip(prepared, entries, strict=True)))
+            async with compensating_flow(pointers, self._discard, self._outcome_unknown):
+                with self._observing("send", attributes={"message_count": len(entries)}):
+                    batch = list(zip(prepared, entries, strict=True))
+                    outcomes, answer = await self._answer_batch(batch)
             if len(outcomes) != len(prepared):
                 raise RuntimeError(
                     f"{type(self).__name__}._send_messages lost track of its entries"
@@ -463,12 +477,12 @@ class TransportBase(ABC):
             failed = [o for o in outcomes if isinstance(o, BatchFailure)]
             for pointer, outcome in zip(pointers, outcomes, strict=True):
                 if isinstance(outcome, BatchFailure) and not outcome.outcome_unknown:
-                    discard_all([pointer], self.offloader.discard)
+                    await self._discard_all([pointer])
             successful = [o for o in outcomes if isinstance(o, SendResult)]
             self._sent(op, outcomes, prepared)
             return BatchResult(successful, failed, [] if answer is None else [answer])
 
-    def _fit(self, prepared: list[OutgoingMessage], entries: Sequence[Entry]) -> None:
+    async def _fit(self, prepared: list[OutgoingMessage], entries: Sequence[Entry]) -> None:
         """Store the largest inline entries until the batch total fits the limit (in place)."""
         limits = [self._limits_for(entry) for entry in entries]
         limit = min(lim.max_size for lim in limits)
@@ -489,11 +503,11 @@ class TransportBase(ABC):
             body, entry = prepared[i].body, entries[i]
             if entry.content_type is None and is_json_value(entry.payload):
                 entry = replace(entry, content_type=JSON_TYPE)  # as the first pass typed it
-            stored = self._prepare(entry, body, limits[i].refusing(body))
-            with compensating([stored.pointer], self.offloader.discard, never_sent):
+            stored = await self._prepare(entry, body, limits[i].refusing(body))
+            async with compensating_flow([stored.pointer], self._discard, never_sent):
                 size = self._measure(stored, limits[i])
             if size >= sizes[i]:  # the pointer is no smaller than the body it replaces
-                discard_all([stored.pointer], self.offloader.discard)
+                await self._discard_all([stored.pointer])
                 continue
             prepared[i], total = stored, total - sizes[i] + size
         if total > limit:
@@ -503,3 +517,32 @@ class TransportBase(ABC):
                 reason="the batch total, with every entry that helps stored; send fewer entries "
                 "per batch or smaller attributes",
             )
+
+
+class TransportBase(TransportCore):
+    """The synchronous face of :class:`TransportCore`: what a transport plugin subclasses."""
+
+    def send(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        content_type: str | None = None,
+    ) -> SendResult:
+        """Send one payload; it is stored first if it does not fit. If the send fails, the
+        stored payload is removed again, unless the outcome is unknown."""
+        return self._send_entry(Entry(payload, attributes, content_type=content_type))
+
+    def _send_entry(self, entry: Entry) -> SendResult:
+        return run_sync(self._publish_one(entry))
+
+    def send_batch(self, entries: Iterable[Entry | Sendable]) -> BatchResult:
+        """Send many payloads, :attr:`max_batch_entries` per call.
+
+        Each entry is stored if it does not fit alone; then, while a call's total is over the
+        limit, its largest inline entries are stored too. Entries without an ``id`` are numbered
+        from 0 across the whole batch. Payloads of entries that were not sent are removed again
+        (unless their outcome is unknown) and the entries reported in ``failed``; if a call
+        itself raises, every payload stored for it is removed (unless its outcome is unknown).
+        """
+        return run_sync(self._publish_batch(entries))

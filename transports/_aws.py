@@ -8,15 +8,19 @@ never needs this package to import the SDK.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from offload_core.aws.errors import ACCESS_DENIED_CODES, service_error
 from offload_core.errors import MissingDependencyError
+from offload_core.flow import resolved
 
 __all__ = [
+    "AsyncAwsTransport",
+    "AsyncClients",
     "boto3_client",
     "chunked",
     "read_attributes",
@@ -27,13 +31,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def read_attributes(
-    fetch: Callable[[], Mapping[str, Any]], destination: str, *, assumed: str
+async def read_attributes(
+    fetch: Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]],
+    destination: str,
+    *,
+    assumed: str,
 ) -> dict[str, Any]:
     """The ``Attributes`` of ``fetch()``'s response; empty, with a warning saying what is
     ``assumed``, when the caller may not read them."""
     try:
-        response = fetch()
+        response = await resolved(fetch())
     except Exception as exc:
         error = service_error(exc)
         if error is None or error.code not in ACCESS_DENIED_CODES:
@@ -41,6 +48,57 @@ def read_attributes(
         log.warning("cannot read the attributes of %s (%s); assuming %s", destination, exc, assumed)
         return {}
     return dict(response.get("Attributes", {}))
+
+
+class AsyncClients:
+    """An aiobotocore client for an asynchronous transport: made on first use from ``session``
+    (a new aiobotocore session by default), on the running loop, and closed by :meth:`aclose`."""
+
+    def __init__(self, service: str, session: Any = None, **options: Any) -> None:
+        self._service = service
+        self._session = session
+        self._options = options
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def open(self, what: str) -> Any:
+        try:
+            session = self._session or importlib.import_module("aiobotocore.session").get_session()
+        except ImportError as exc:
+            raise MissingDependencyError(what, module="aiobotocore", extra="s3") from exc
+        stack = contextlib.AsyncExitStack()
+        client = await stack.enter_async_context(
+            session.create_client(self._service, **self._options)
+        )
+        self._stack = stack
+        return client
+
+    @property
+    def opened(self) -> bool:
+        return self._stack is not None
+
+    async def aclose(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+
+class AsyncAwsTransport:
+    """What the asynchronous AWS transports share: the client they were given, or one they
+    make on first use and close in :meth:`aclose`."""
+
+    client: Any
+    _clients: AsyncClients
+    #: What the transport is called in a missing-dependency error.
+    _what: str
+
+    async def _connect(self) -> None:
+        if self.client is None:
+            self.client = await self._clients.open(self._what)
+
+    async def aclose(self) -> None:
+        if self._clients.opened:
+            self.client = None
+            await self._clients.aclose()
 
 
 def boto3_client(service: str, *, what: str, **options: Any) -> Any:

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import threading
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeAlias
 
 from offload_core.aws.errors import outcome_unknown, translated
 from offload_core.aws.events import to_boto_attributes
 from offload_core.aws.limits import check_attribute_names, sendable_size, sqs_message_size
+from offload_core.flow import resolved, run_sync
 from offload_core.message import AttributeLike, OutgoingMessage, as_attributes
 from offload_core.offloader import Offloader, Sendable
 from offload_core.policy import Limits
-from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportBase
+from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportCore
 
 from ._aws import read_attributes
 
@@ -35,6 +36,9 @@ __all__ = [
     "MessagePublisher",
     "SendResult",
 ]
+
+#: A client call's response: boto3 returns it, aiobotocore an awaitable of it.
+Answer: TypeAlias = "Mapping[str, Any] | Awaitable[Mapping[str, Any]]"
 
 #: What a queue or topic allows when its attributes cannot be read (the AWS default).
 DEFAULT_MAX_MESSAGE_SIZE: Final = 262_144
@@ -77,9 +81,10 @@ def failures(response: Mapping[str, Any]) -> list[BatchFailure]:
     ]
 
 
-class MessagePublisher(TransportBase):
-    """SQS queues and SNS topics: a body and message attributes, the limit from the
-    destination's ``MaximumMessageSize`` (read once), FIFO deduplication by payload digest."""
+class MessagePublisher(TransportCore):
+    """SQS queues and SNS topics, for both faces: a body and message attributes, the limit
+    from the destination's ``MaximumMessageSize`` (read once), FIFO deduplication by payload
+    digest. ``client`` is boto3's (synchronous face) or aiobotocore's (asynchronous)."""
 
     #: Service name for errors (``"SQS"``), its single and batch operations, and the one
     #: that reads the destination's attributes.
@@ -106,26 +111,31 @@ class MessagePublisher(TransportBase):
         self._lock = threading.Lock()
 
     @abstractmethod
-    def _fetch_attributes(self, names: list[str]) -> Mapping[str, Any]:
+    def _fetch_attributes(self, names: list[str]) -> Answer:
         """The service's ``Get...Attributes`` response."""
 
     @abstractmethod
-    def _call_one(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The single-message call itself; boto3's response."""
+    def _call_one(self, request: dict[str, Any]) -> Answer:
+        """The single-message call itself; the client's response."""
 
     @abstractmethod
-    def _call_batch(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
-        """The batch call itself; boto3's response."""
+    def _call_batch(self, requests: list[dict[str, Any]]) -> Answer:
+        """The batch call itself; the client's response."""
 
     @property
     def info(self) -> DestinationInfo:
-        """The destination's limit and FIFO settings, read once."""
+        """The destination's limit and FIFO settings, read once (an asynchronous transport
+        reads them before its first send)."""
         with self._lock:
             if self._info is None:
-                self._info = self._read_info()
+                self._info = run_sync(self._read_info())
             return self._info
 
-    def _read_info(self) -> DestinationInfo:
+    async def _ready(self) -> None:
+        if self._info is None:
+            self._info = await self._read_info()
+
+    async def _read_info(self) -> DestinationInfo:
         fifo = self.destination.endswith(".fifo")
         if self._max_message_size is not None and not fifo:
             return DestinationInfo(
@@ -133,7 +143,7 @@ class MessagePublisher(TransportBase):
             )
         names = ["MaximumMessageSize", self.fifo_attribute, "ContentBasedDeduplication"]
         with translated(self.service, self.attributes_operation, self.destination):
-            attributes = read_attributes(
+            attributes = await read_attributes(
                 lambda: self._fetch_attributes(names),
                 self.destination,
                 assumed=f"a {DEFAULT_MAX_MESSAGE_SIZE}-byte limit and no content-based "
@@ -175,10 +185,10 @@ class MessagePublisher(TransportBase):
     def _outcome_unknown(self, exc: BaseException) -> bool:
         return outcome_unknown(exc)
 
-    def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
+    async def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
         request = self._request(message, entry)
         with translated(self.service, self.single_operation, self.destination):
-            response = self._call_one(request)
+            response = await resolved(self._call_one(request))
         return SendResult(
             message_id=response.get("MessageId", ""),
             pointer=message.pointer,
@@ -186,12 +196,12 @@ class MessagePublisher(TransportBase):
             response=response,
         )
 
-    def _answer_batch(
+    async def _answer_batch(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
     ) -> tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]:
         requests = [{**self._request(m, e), "Id": str(e.id)} for m, e in batch]
         with translated(self.service, self.batch_operation, self.destination):
-            response = self._call_batch(requests)
+            response = await resolved(self._call_batch(requests))
         accepted = {str(ok.get("Id")): ok for ok in response.get("Successful", [])}
         refused = {f.id: f for f in failures(response)}
         outcomes: list[SendResult | BatchFailure] = []
@@ -230,7 +240,7 @@ class MessagePublisher(TransportBase):
             request["MessageDeduplicationId"] = pointer.digest[:128]
         return request
 
-    def _send(
+    def _entry_for(
         self,
         payload: Sendable,
         attributes: Mapping[str, AttributeLike] | None,
@@ -240,9 +250,9 @@ class MessagePublisher(TransportBase):
         delay_seconds: int | None = None,
         request: Mapping[str, Any] | None = None,
         key: str | None = None,
-    ) -> SendResult:
+    ) -> BatchEntry:
         """One message with the service's own options (``key``: where a stored payload goes)."""
-        entry = BatchEntry(
+        return BatchEntry(
             payload,
             attributes,
             content_type=content_type,
@@ -252,7 +262,6 @@ class MessagePublisher(TransportBase):
             delay_seconds=delay_seconds,
             request=request,
         )
-        return self._send_entry(entry)
 
 
 def _params(entry: Entry) -> dict[str, Any]:

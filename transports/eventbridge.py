@@ -34,6 +34,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Final, TypeVar, cast
 
+from offload_core.aio.offloader import AsyncOffloader
+from offload_core.aio.transport import AsyncTransportBase
 from offload_core.aws.arn import region_of
 from offload_core.aws.errors import is_transient as transient
 from offload_core.aws.errors import outcome_unknown, translated
@@ -43,21 +45,31 @@ from offload_core.errors import (
     MessageTooLargeError,
     RoutingFieldError,
 )
+from offload_core.flow import resolved
 from offload_core.message import Attribute, AttributeLike, OutgoingMessage
 from offload_core.offloader import Offloader, Sendable
 from offload_core.policy import Limits, Measure, utf8_size
-from offload_core.publishing import compensating, never_sent
-from offload_core.transport import BatchFailure, BatchResult, Entry, SendResult, TransportBase
+from offload_core.publishing import compensating_flow, never_sent
+from offload_core.transport import (
+    BatchFailure,
+    BatchResult,
+    Entry,
+    SendResult,
+    TransportBase,
+    TransportCore,
+)
 
-from ._aws import boto3_client
+from ._aws import AsyncAwsTransport, AsyncClients, boto3_client
 from .eventbridge_detail import TRACE_MEMBER, check_kept, with_member, wrap
 
 __all__ = [
     "DEFAULT_MAX_ENTRY_SIZE",
     "LEGACY_MAX_ENTRY_SIZE",
+    "AsyncEventBridgeTransport",
     "BatchFailure",
     "BatchResult",
     "EventBridgeTransport",
+    "EventBus",
     "EventEntry",
     "SendResult",
     "entry_measure",
@@ -131,17 +143,8 @@ class EventEntry(Entry):
 E = TypeVar("E", bound=Entry)
 
 
-class EventBridgeTransport(TransportBase):
-    """One event bus, with details that do not fit stored through an :class:`Offloader`.
-
-    :param bus: the bus name or ARN; ``None`` or ``"default"`` for the account's default bus.
-    :param offloader: where details go; its pointer format must be ``"native"``.
-    :param client: a boto3 EventBridge client; by default one for the region in a bus ARN.
-    :param max_entry_size: the entry limit (and the limit of a whole call).
-    :param keep: detail fields copied beside the pointer of an offloaded event, for rules.
-    :param source: the events' ``Source`` when a send does not name one.
-    :param detail_type: the events' ``DetailType`` when a send does not name one.
-    """
+class EventBus(TransportCore):
+    """One event bus, for both faces: entries, their limit, and the detail kept for rules."""
 
     system: ClassVar[str | None] = "aws.eventbridge"
 
@@ -149,12 +152,11 @@ class EventBridgeTransport(TransportBase):
         self,
         bus: str | None,
         offloader: Offloader,
-        *,
-        client: Any = None,
-        max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE,
-        keep: Sequence[str] = (),
-        source: str | None = None,
-        detail_type: str | None = None,
+        client: Any,
+        max_entry_size: int,
+        keep: Sequence[str],
+        source: str | None,
+        detail_type: str | None,
     ) -> None:
         if offloader.pointer_format != "native":
             raise IncompatibleOptionsError(
@@ -164,10 +166,6 @@ class EventBridgeTransport(TransportBase):
             )
         _check_keep(keep)
         bus = None if bus == "default" else bus
-        if client is None:
-            client = boto3_client(
-                "events", what="the EventBridge transport", region_name=region_of(bus or "")
-            )
         self.offloader = offloader
         self.client: Any = client
         self.bus = bus
@@ -178,7 +176,7 @@ class EventBridgeTransport(TransportBase):
         self.detail_type = detail_type
 
     def __repr__(self) -> str:
-        return f"EventBridgeTransport({self.destination!r}, {self.offloader.store.url!r})"
+        return f"{type(self).__name__}({self.destination!r}, {self.offloader.store.url!r})"
 
     @property
     def limits(self) -> Limits:
@@ -190,41 +188,6 @@ class EventBridgeTransport(TransportBase):
             carries_attributes=False,
             measure=entry_measure(self.source or "", self.detail_type or ""),
         )
-
-    # -- sending -----------------------------------------------------------------------------
-
-    def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        content_type: str | None = "application/json",
-        detail_type: str | None = None,
-        source: str | None = None,
-        resources: Sequence[str] = (),
-        time: datetime | None = None,
-        keep: Sequence[str] | None = None,
-        routing: Mapping[str, Any] | None = None,
-        trace_header: str | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> SendResult:
-        """Put one event whose detail is ``payload``; it is stored first if the entry does not
-        fit. If EventBridge refuses it, the stored detail is removed and
-        :class:`TransportError` raised."""
-        entry = EventEntry(
-            payload,
-            attributes,
-            content_type=content_type,
-            detail_type=detail_type,
-            source=source,
-            resources=resources,
-            time=time,
-            keep=keep,
-            routing=routing,
-            trace_header=trace_header,
-            request=request,
-        )
-        return self._send_entry(entry)
 
     # -- the TransportBase hooks ---------------------------------------------------------------
 
@@ -282,12 +245,13 @@ class EventBridgeTransport(TransportBase):
             header = xray_header(carrier)
         return cast(E, replace(event, trace_context=dict(carrier), trace_header=header))
 
-    def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
+    def _event_entry(self, payload: Sendable, **fields: Any) -> EventEntry:
+        return EventEntry(payload, fields.pop("attributes"), **fields)
+
+    async def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
         event = self._event(entry)
         routing = self._routing(event, payload)
-        message = self.offloader.prepare(
-            payload, limits=limits, content_type=event.content_type, key=event.key
-        )
+        message = await self._prepare_detail(event, payload, limits)
         context = event.trace_context
         if message.pointer is None:
             traced = with_member(message.body, TRACE_MEMBER, context) if context else None
@@ -299,12 +263,10 @@ class EventBridgeTransport(TransportBase):
             if policy.mode == "never":
                 return message  # the context does not fit: it does not travel
             body = message.body  # with the context it no longer fits: store it
-            message = self.offloader.prepare(
-                body, limits=limits.refusing(body), content_type=event.content_type, key=event.key
-            )
+            message = await self._prepare_detail(event, body, limits.refusing(body))
         if context and TRACE_MEMBER not in routing:
             routing = {**routing, TRACE_MEMBER: dict(context)}
-        with compensating([message.pointer], self.offloader.discard, never_sent):
+        async with compensating_flow([message.pointer], self._discard, never_sent):
             detail = wrap(message.body, routing)
             size = limits.measure(detail, {})
             if size > limits.max_size:
@@ -313,8 +275,15 @@ class EventBridgeTransport(TransportBase):
                 )
         return OutgoingMessage(detail, {}, message.pointer)
 
-    def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
-        (outcome,) = self._answer_batch([(message, entry)])[0]
+    async def _prepare_detail(
+        self, event: EventEntry, payload: Sendable, limits: Limits
+    ) -> OutgoingMessage:
+        return await self.offloader.prepare_flow(
+            payload, None, limits, event.content_type, event.key, self._io
+        )
+
+    async def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
+        (outcome,) = (await self._answer_batch([(message, entry)]))[0]
         if isinstance(outcome, BatchFailure):
             raise outcome.error(
                 "PutEvents",
@@ -323,13 +292,13 @@ class EventBridgeTransport(TransportBase):
             )
         return outcome
 
-    def _answer_batch(
+    async def _answer_batch(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
     ) -> tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]:
         """``PutEvents`` answers by position: an ``EventId``, or an ``ErrorCode``."""
         requests = [self._request(message, self._event(entry)) for message, entry in batch]
         with translated("EventBridge", "PutEvents", self.destination):
-            response: Mapping[str, Any] = self.client.put_events(Entries=requests)
+            response: Mapping[str, Any] = await resolved(self.client.put_events(Entries=requests))
         outcomes: list[SendResult | BatchFailure] = []
         answers = response.get("Entries", [])
         for i, (message, entry) in enumerate(batch):
@@ -395,6 +364,108 @@ class EventBridgeTransport(TransportBase):
                 fields=missing,
             )
         return {name: source[name] for name in keep}
+
+
+class EventBridgeTransport(EventBus, TransportBase):
+    """One event bus, with details that do not fit stored through an :class:`Offloader`.
+
+    :param bus: the bus name or ARN; ``None`` or ``"default"`` for the account's default bus.
+    :param offloader: where details go; its pointer format must be ``"native"``.
+    :param client: a boto3 EventBridge client; by default one for the region in a bus ARN.
+    :param max_entry_size: the entry limit (and the limit of a whole call).
+    :param keep: detail fields copied beside the pointer of an offloaded event, for rules.
+    :param source: the events' ``Source`` when a send does not name one.
+    :param detail_type: the events' ``DetailType`` when a send does not name one.
+    """
+
+    def __init__(
+        self,
+        bus: str | None,
+        offloader: Offloader,
+        *,
+        client: Any = None,
+        max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE,
+        keep: Sequence[str] = (),
+        source: str | None = None,
+        detail_type: str | None = None,
+    ) -> None:
+        if client is None:
+            where = region_of("" if bus in (None, "default") else bus)
+            client = boto3_client("events", what="the EventBridge transport", region_name=where)
+        super().__init__(bus, offloader, client, max_entry_size, keep, source, detail_type)
+
+    def send(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        content_type: str | None = "application/json",
+        detail_type: str | None = None,
+        source: str | None = None,
+        resources: Sequence[str] = (),
+        time: datetime | None = None,
+        keep: Sequence[str] | None = None,
+        routing: Mapping[str, Any] | None = None,
+        trace_header: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> SendResult:
+        """Put one event whose detail is ``payload``; it is stored first if the entry does not
+        fit. If EventBridge refuses it, the stored detail is removed and
+        :class:`TransportError` raised."""
+        return self._send_entry(self._event_entry(payload, **_fields(locals())))
+
+
+class AsyncEventBridgeTransport(AsyncAwsTransport, EventBus, AsyncTransportBase):
+    """:class:`EventBridgeTransport` on asyncio: the same bus and rules, every call awaited.
+
+    :param offloader: an :class:`~offload_core.aio.AsyncOffloader` (native pointer format).
+    :param client: an aiobotocore EventBridge client (entered); by default one made from
+        ``session`` on first use and closed by :meth:`aclose`.
+    """
+
+    _what = "the asynchronous EventBridge transport"
+
+    def __init__(
+        self,
+        bus: str | None,
+        offloader: AsyncOffloader,
+        *,
+        client: Any = None,
+        session: Any = None,
+        max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE,
+        keep: Sequence[str] = (),
+        source: str | None = None,
+        detail_type: str | None = None,
+    ) -> None:
+        base = offloader.offloader
+        super().__init__(bus, base, client, max_entry_size, keep, source, detail_type)
+        self.async_offloader = offloader
+        self._io = offloader.io
+        region = region_of("" if bus in (None, "default") else bus) or None
+        self._clients = AsyncClients("events", session, region_name=region)
+
+    async def send(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        content_type: str | None = "application/json",
+        detail_type: str | None = None,
+        source: str | None = None,
+        resources: Sequence[str] = (),
+        time: datetime | None = None,
+        keep: Sequence[str] | None = None,
+        routing: Mapping[str, Any] | None = None,
+        trace_header: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> SendResult:
+        """Put one event (see :meth:`EventBridgeTransport.send`)."""
+        return await self._send_entry(self._event_entry(payload, **_fields(locals())))
+
+
+def _fields(given: Mapping[str, Any]) -> dict[str, Any]:
+    """A send's keyword arguments, for :meth:`EventBus._event_entry`."""
+    return {name: value for name, value in given.items() if name not in ("self", "payload")}
 
 
 def _check_keep(keep: Sequence[str]) -> None:

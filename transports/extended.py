@@ -57,6 +57,7 @@ from offload_core.errors import (
     PayloadNotFoundError,
     TransportError,
 )
+from offload_core.flow import run_sync
 from offload_core.formats.aws import parse_s3_location
 from offload_core.message import Attribute
 from offload_core.offloader import RESERVED_ATTRIBUTES, Offloader
@@ -162,9 +163,11 @@ class SqsExtendedClient:
         """``SendMessage``, storing the body first if it does not fit the queue."""
         attributes = from_boto_attributes(MessageAttributes)
         with _boto3_errors():
-            sent = self._queue(QueueUrl)._send(
+            queue = self._queue(QueueUrl)
+            entry = queue._entry_for(
                 MessageBody, attributes, None, request=kwargs, key=chosen_key(attributes)
             )
+            sent = queue._send_entry(entry)
         return dict(sent.response)
 
     def send_message_batch(
@@ -186,8 +189,8 @@ class SqsExtendedClient:
         names = list(kwargs.get("MessageAttributeNames") or [])
         if not {"All", ".*"}.intersection(names):
             names += sorted(RESERVED_ATTRIBUTES.difference(names))
-        response, messages = self._queue(QueueUrl)._receive(
-            {**kwargs, "MessageAttributeNames": names}
+        response, messages = run_sync(
+            self._queue(QueueUrl)._receive({**kwargs, "MessageAttributeNames": names})
         )
         if "Messages" not in response:
             return response
@@ -357,9 +360,10 @@ class SnsExtendedClient:
             )
             return response
         with _boto3_errors():
-            sent = topic._send(
+            entry = topic._entry_for(
                 Message, attributes, None, request=kwargs, key=chosen_key(attributes)
             )
+            sent = topic._send_entry(entry)
         return dict(sent.response)
 
     def publish_batch(

@@ -19,6 +19,8 @@ also unwrap the SNS envelope of a subscription without raw delivery, and Lambda'
 (:mod:`offload_transports.aws_lambda`). On a FIFO topic with content-based deduplication an
 offloaded message gets the payload's digest as ``MessageDeduplicationId``.
 
+:class:`AsyncSnsTransport` is the same topic on asyncio (an aiobotocore client).
+
 ``MessageStructure="json"`` (a different message per protocol) is refused: a message per protocol
 would need a payload per protocol. Publish one message for every protocol instead.
 """
@@ -28,13 +30,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
+from offload_core.aio.offloader import AsyncOffloader
+from offload_core.aio.transport import AsyncTransportBase
 from offload_core.aws.arn import region_of
 from offload_core.errors import IncompatibleOptionsError
 from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Payload, Sendable
-from offload_core.transport import Entry
+from offload_core.transport import Entry, TransportBase
 
-from ._aws import boto3_client
+from ._aws import AsyncAwsTransport, AsyncClients, boto3_client
 from ._publish import (
     BatchEntry,
     BatchFailure,
@@ -46,6 +50,7 @@ from ._publish import (
 
 __all__ = [
     "SNS_MAX_MESSAGE_SIZE",
+    "AsyncSnsTransport",
     "BatchEntry",
     "BatchFailure",
     "BatchResult",
@@ -57,15 +62,8 @@ __all__ = [
 SNS_MAX_MESSAGE_SIZE: Final = 1_048_576
 
 
-class SnsTransport(MessagePublisher):
-    """One SNS topic, with payloads that do not fit stored through an :class:`Offloader`.
-
-    :param topic_arn: the topic's ARN.
-    :param offloader: where payloads go.
-    :param client: a boto3 SNS client; by default one for the region in the ARN.
-    :param max_message_size: use this limit instead of reading the topic's
-        ``MaximumMessageSize`` (for publishers without ``sns:GetTopicAttributes``).
-    """
+class SnsTopic(MessagePublisher):
+    """One SNS topic, for both faces: its requests and what it refuses."""
 
     service: ClassVar[str] = "SNS"
     system: ClassVar[str | None] = "aws.sns"
@@ -77,34 +75,24 @@ class SnsTransport(MessagePublisher):
     fifo_attribute: ClassVar[str] = "FifoTopic"
 
     def __init__(
-        self,
-        topic_arn: str,
-        offloader: Offloader,
-        *,
-        client: Any = None,
-        max_message_size: int | None = None,
+        self, topic_arn: str, offloader: Offloader, client: Any, max_message_size: int | None
     ) -> None:
-        if client is None:
-            client = boto3_client("sns", what="the SNS transport", region_name=region_of(topic_arn))
         super().__init__(topic_arn, offloader, client, max_message_size)
         self.topic_arn = topic_arn
 
     def __repr__(self) -> str:
-        return f"SnsTransport({self.topic_arn!r}, {self.offloader.store.url!r})"
+        return f"{type(self).__name__}({self.topic_arn!r}, {self.offloader.store.url!r})"
 
-    def _fetch_attributes(self, names: list[str]) -> Mapping[str, Any]:
-        response: Mapping[str, Any] = self.client.get_topic_attributes(TopicArn=self.topic_arn)
-        return response
+    def _fetch_attributes(self, names: list[str]) -> Any:
+        return self.client.get_topic_attributes(TopicArn=self.topic_arn)
 
-    def _call_one(self, request: dict[str, Any]) -> dict[str, Any]:
-        response: dict[str, Any] = self.client.publish(**request, TopicArn=self.topic_arn)
-        return response
+    def _call_one(self, request: dict[str, Any]) -> Any:
+        return self.client.publish(**request, TopicArn=self.topic_arn)
 
-    def _call_batch(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
-        response: dict[str, Any] = self.client.publish_batch(
+    def _call_batch(self, requests: list[dict[str, Any]]) -> Any:
+        return self.client.publish_batch(
             TopicArn=self.topic_arn, PublishBatchRequestEntries=requests
         )
-        return response
 
     def _check(self, entry: Entry) -> None:
         super()._check(entry)
@@ -118,6 +106,29 @@ class SnsTransport(MessagePublisher):
             )
         if "DelaySeconds" in fields:
             raise IncompatibleOptionsError("SNS has no delivery delay; delay_seconds is for SQS")
+
+
+class SnsTransport(SnsTopic, TransportBase):
+    """One SNS topic, with payloads that do not fit stored through an :class:`Offloader`.
+
+    :param topic_arn: the topic's ARN.
+    :param offloader: where payloads go.
+    :param client: a boto3 SNS client; by default one for the region in the ARN.
+    :param max_message_size: use this limit instead of reading the topic's
+        ``MaximumMessageSize`` (for publishers without ``sns:GetTopicAttributes``).
+    """
+
+    def __init__(
+        self,
+        topic_arn: str,
+        offloader: Offloader,
+        *,
+        client: Any = None,
+        max_message_size: int | None = None,
+    ) -> None:
+        if client is None:
+            client = boto3_client("sns", what="the SNS transport", region_name=region_of(topic_arn))
+        super().__init__(topic_arn, offloader, client, max_message_size)
 
     def send(
         self,
@@ -135,9 +146,10 @@ class SnsTransport(MessagePublisher):
         are. If SNS refuses the message, a payload stored for it is removed again before the
         error is raised.
         """
-        return self._send(
+        entry = self._entry_for(
             payload, attributes, content_type, group_id, deduplication_id, None, request
         )
+        return self._send_entry(entry)
 
     #: SNS's own names for :meth:`send` and :meth:`send_batch`.
     publish = send
@@ -145,3 +157,50 @@ class SnsTransport(MessagePublisher):
     def publish_batch(self, entries: Iterable[BatchEntry | Payload]) -> BatchResult:
         """:meth:`send_batch`: ten entries per ``PublishBatch`` call, fitted to the limit."""
         return self.send_batch(entries)
+
+
+class AsyncSnsTransport(AsyncAwsTransport, SnsTopic, AsyncTransportBase):
+    """:class:`SnsTransport` on asyncio: the same topic and rules, every call awaited.
+
+    :param offloader: an :class:`~offload_core.aio.AsyncOffloader`.
+    :param client: an aiobotocore SNS client (entered); by default one made from ``session`` on
+        first use and closed by :meth:`aclose`.
+    """
+
+    _what = "the asynchronous SNS transport"
+
+    def __init__(
+        self,
+        topic_arn: str,
+        offloader: AsyncOffloader,
+        *,
+        client: Any = None,
+        session: Any = None,
+        max_message_size: int | None = None,
+    ) -> None:
+        super().__init__(topic_arn, offloader.offloader, client, max_message_size)
+        self.async_offloader = offloader
+        self._io = offloader.io
+        self._clients = AsyncClients("sns", session, region_name=region_of(topic_arn) or None)
+
+    async def send(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        content_type: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> SendResult:
+        """Publish one payload (see :meth:`SnsTransport.send`)."""
+        entry = self._entry_for(
+            payload, attributes, content_type, group_id, deduplication_id, None, request
+        )
+        return await self._send_entry(entry)
+
+    publish = send
+
+    async def publish_batch(self, entries: Iterable[BatchEntry | Payload]) -> BatchResult:
+        """:meth:`send_batch` (see :meth:`SnsTransport.publish_batch`)."""
+        return await self.send_batch(entries)

@@ -12,6 +12,9 @@
         handle(message.payload())  # verified bytes; raises if missing, corrupt or not allowed
         message.ack()
 
+:class:`AsyncSqsTransport` is the same queue on asyncio (an aiobotocore client; its messages'
+payloads, acknowledgements and visibility changes are awaited); both run one set of rules.
+
 What fits the queue travels inline; the rest is stored and a pointer sent. The limit is the
 queue's own ``MaximumMessageSize`` (read once), never more than SQS's 1 MiB, counted as SQS counts
 (UTF-8 bytes of the body and of every attribute's name, type and value). A body SQS would refuse
@@ -28,20 +31,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, ClassVar, Final, TypeVar, cast
+from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
+from offload_core.aio.delivery import AsyncDelivery
+from offload_core.aio.offloader import AsyncOffloader
+from offload_core.aio.transport import AsyncTransportBase
 from offload_core.aws.arn import region_of
 from offload_core.aws.errors import translated
 from offload_core.aws.events import from_boto_attributes, to_boto_attributes
 from offload_core.aws.trace import carrier_with_xray, xray_header
-from offload_core.delivery import Delivery
+from offload_core.delivery import Delivery, DeliveryCore
 from offload_core.errors import TransportError
+from offload_core.flow import resolved, run_sync
 from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Sendable
-from offload_core.publishing import discard_all
-from offload_core.transport import Entry
+from offload_core.transport import Entry, TransportBase
 
-from ._aws import boto3_client, chunked
+from ._aws import AsyncAwsTransport, AsyncClients, boto3_client, chunked
 from ._publish import (
     MAX_BATCH_ENTRIES,
     BatchEntry,
@@ -54,6 +60,8 @@ from ._publish import (
 
 __all__ = [
     "SQS_MAX_MESSAGE_SIZE",
+    "AsyncSqsMessage",
+    "AsyncSqsTransport",
     "BatchEntry",
     "BatchFailure",
     "BatchResult",
@@ -73,31 +81,29 @@ TRACE_ATTRIBUTE: Final = "AWSTraceHeader"
 E = TypeVar("E", bound=Entry)
 
 
-class SqsMessage(Delivery):
-    """A received message: its payload (bytes, or a verified stream), the publisher's attributes
-    (pointer markers removed, SNS envelope unwrapped), and acknowledge / release / extend.
+M = TypeVar("M", bound="SqsMessageCore")
 
-    A message whose pointer is malformed, or whose payload is missing, corrupt or outside the
-    allowed stores, never yields a payload and refuses :meth:`ack`; leave it to be redelivered
-    (and, after ``maxReceiveCount``, moved to the dead-letter queue). Read a stream from
-    :meth:`open` to its end before :meth:`ack`.
-    """
+
+class SqsMessageCore(DeliveryCore):
+    """A received SQS message, for both faces: the publisher's attributes (pointer markers
+    removed, SNS envelope unwrapped), SQS's own, and the receipt handle."""
 
     system = "aws_sqs"
 
-    def __init__(self, transport: SqsTransport, raw: Mapping[str, Any]) -> None:
+    def __init__(self, transport: SqsQueue[Any], raw: Mapping[str, Any]) -> None:
         self._transport = transport
-        #: The message as boto3 returned it (its body is the pointer, for an offloaded one).
+        #: The message as the client returned it (its body is the pointer, for an offloaded one).
         self.raw = raw
         self.message_id: str = str(raw.get("MessageId", ""))
         self.destination = transport.queue_url
         #: The receipt handle SQS gave this delivery (never with payload markers embedded).
         self.receipt_handle: str = raw["ReceiptHandle"]
         attributes = from_boto_attributes(raw.get("MessageAttributes"))
+        self._io = transport._io
         super().__init__(transport.offloader, raw.get("Body", ""), attributes)
 
     def __repr__(self) -> str:
-        return f"<SqsMessage {self.message_id} {self._state()}>"
+        return f"<{type(self).__name__} {self.message_id} {self._state()}>"
 
     @property
     def system_attributes(self) -> dict[str, str]:
@@ -110,10 +116,8 @@ class SqsMessage(Delivery):
         header = self.raw.get("Attributes", {}).get(TRACE_ATTRIBUTE)
         return carrier_with_xray(super().trace_context, header)
 
-    def ack(self, *, force: bool = False) -> None:
-        """Delete the message (and, with ``delete_payload``, then its payload). Refuses, unless
-        ``force``, when the payload failed to resolve or an opened stream was not verified."""
-        failed = self._transport.acknowledge([self], force=force)
+    async def _ack(self, force: bool) -> None:
+        failed = await self._transport._acknowledge([self], force)
         if failed:
             raise TransportError(
                 f"SQS DeleteMessage of {self.message_id} failed: {failed[0].code}: "
@@ -123,33 +127,61 @@ class SqsMessage(Delivery):
                 destination=self._transport.queue_url,
             )
 
+    async def _extend(self, seconds: int) -> None:
+        transport = self._transport
+        with translated("SQS", "ChangeMessageVisibility", transport.queue_url):
+            await resolved(
+                transport.client.change_message_visibility(
+                    QueueUrl=transport.queue_url,
+                    ReceiptHandle=self.receipt_handle,
+                    VisibilityTimeout=seconds,
+                )
+            )
+
+
+class SqsMessage(SqsMessageCore, Delivery):
+    """A received message: its payload (bytes, or a verified stream), the publisher's attributes
+    (pointer markers removed, SNS envelope unwrapped), and acknowledge / release / extend.
+
+    A message whose pointer is malformed, or whose payload is missing, corrupt or outside the
+    allowed stores, never yields a payload and refuses :meth:`ack`; leave it to be redelivered
+    (and, after ``maxReceiveCount``, moved to the dead-letter queue). Read a stream from
+    :meth:`open` to its end before :meth:`ack`.
+    """
+
+    def ack(self, *, force: bool = False) -> None:
+        """Delete the message (and, with ``delete_payload``, then its payload). Refuses, unless
+        ``force``, when the payload failed to resolve or an opened stream was not verified."""
+        run_sync(self._ack(force))
+
     def release(self) -> None:
         """Make the message visible again now, for another attempt."""
         self.extend(0)
 
     def extend(self, seconds: int) -> None:
         """Keep the message invisible for ``seconds`` from now (``ChangeMessageVisibility``)."""
-        transport = self._transport
-        with translated("SQS", "ChangeMessageVisibility", transport.queue_url):
-            transport.client.change_message_visibility(
-                QueueUrl=transport.queue_url,
-                ReceiptHandle=self.receipt_handle,
-                VisibilityTimeout=seconds,
-            )
+        run_sync(self._extend(seconds))
 
 
-class SqsTransport(MessagePublisher):
-    """One SQS queue, with payloads that do not fit stored through an :class:`Offloader`.
+class AsyncSqsMessage(SqsMessageCore, AsyncDelivery):
+    """:class:`SqsMessage`, awaited: ``await message.payload()``, ``async with
+    message.open() as stream``, ``await message.ack()``."""
 
-    :param queue_url: the queue's URL.
-    :param offloader: where payloads go, and which stores a consumer may read.
-    :param client: a boto3 SQS client; by default one for the region in the queue URL.
-    :param delete_payload: on :meth:`acknowledge`, also delete the payload (after the message).
-        Only for a queue that is the payload's sole consumer.
-    :param max_message_size: use this limit instead of reading the queue's
-        ``MaximumMessageSize`` (for consumers without ``sqs:GetQueueAttributes``).
-    :param wait_seconds: default long-polling wait of :meth:`receive`.
-    """
+    async def ack(self, *, force: bool = False) -> None:
+        """Delete the message (see :meth:`SqsMessage.ack`)."""
+        await self._ack(force)
+
+    async def release(self) -> None:
+        """Make the message visible again now, for another attempt."""
+        await self._extend(0)
+
+    async def extend(self, seconds: int) -> None:
+        """Keep the message invisible for ``seconds`` from now."""
+        await self._extend(seconds)
+
+
+class SqsQueue(MessagePublisher, Generic[M]):
+    """One SQS queue, for both faces: requests, receiving and deleting, as flows."""
 
     service: ClassVar[str] = "SQS"
     system: ClassVar[str | None] = "aws_sqs"
@@ -159,63 +191,35 @@ class SqsTransport(MessagePublisher):
     ceiling: ClassVar[int] = SQS_MAX_MESSAGE_SIZE
     body_field: ClassVar[str] = "MessageBody"
     fifo_attribute: ClassVar[str] = "FifoQueue"
+    #: The received messages' class.
+    message_class: type[M]
 
     def __init__(
         self,
         queue_url: str,
         offloader: Offloader,
+        client: Any,
         *,
-        client: Any = None,
-        delete_payload: bool = False,
-        max_message_size: int | None = None,
-        wait_seconds: int = 20,
+        delete_payload: bool,
+        max_message_size: int | None,
+        wait_seconds: int,
     ) -> None:
-        if client is None:
-            client = boto3_client("sqs", what="the SQS transport", region_name=region_of(queue_url))
         super().__init__(queue_url, offloader, client, max_message_size)
         self.queue_url = queue_url
         self.delete_payload = delete_payload
         self.wait_seconds = wait_seconds
 
     def __repr__(self) -> str:
-        return f"SqsTransport({self.queue_url!r}, {self.offloader.store.url!r})"
+        return f"{type(self).__name__}({self.queue_url!r}, {self.offloader.store.url!r})"
 
-    def _fetch_attributes(self, names: list[str]) -> Mapping[str, Any]:
-        response: Mapping[str, Any] = self.client.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=names
-        )
-        return response
+    def _fetch_attributes(self, names: list[str]) -> Any:
+        return self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)
 
-    def _call_one(self, request: dict[str, Any]) -> dict[str, Any]:
-        response: dict[str, Any] = self.client.send_message(**request, QueueUrl=self.queue_url)
-        return response
+    def _call_one(self, request: dict[str, Any]) -> Any:
+        return self.client.send_message(**request, QueueUrl=self.queue_url)
 
-    def _call_batch(self, requests: list[dict[str, Any]]) -> dict[str, Any]:
-        response: dict[str, Any] = self.client.send_message_batch(
-            QueueUrl=self.queue_url, Entries=requests
-        )
-        return response
-
-    def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-        delay_seconds: int | None = None,
-        content_type: str | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> SendResult:
-        """Send one payload; it is stored first if it does not fit the queue.
-
-        ``request`` holds further ``SendMessage`` parameters (``MessageSystemAttributes``),
-        passed to boto3 as they are. If SQS refuses the message, a payload stored for it is
-        removed again before the error is raised.
-        """
-        return self._send(
-            payload, attributes, content_type, group_id, deduplication_id, delay_seconds, request
-        )
+    def _call_batch(self, requests: list[dict[str, Any]]) -> Any:
+        return self.client.send_message_batch(QueueUrl=self.queue_url, Entries=requests)
 
     def _carry(self, entry: E, carrier: Mapping[str, str]) -> E:
         """The trace context as the message's ``AWSTraceHeader`` (X-Ray's format, outside the
@@ -244,19 +248,15 @@ class SqsTransport(MessagePublisher):
             ),
         )
 
-    # -- receiving ---------------------------------------------------------------------------
+    # -- receiving (flows) ---------------------------------------------------------------------
 
-    def receive(
+    def _receive_params(
         self,
-        max_messages: int = 10,
-        *,
-        wait_seconds: int | None = None,
-        visibility_timeout: int | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> list[SqsMessage]:
-        """Up to ``max_messages`` messages, long polling ``wait_seconds`` (default: the
-        transport's). Every message attribute is requested, so every pointer dialect is
-        recognised. Payloads are fetched only when asked for."""
+        max_messages: int,
+        wait_seconds: int | None,
+        visibility_timeout: int | None,
+        request: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "MaxNumberOfMessages": max_messages,
             "WaitTimeSeconds": self.wait_seconds if wait_seconds is None else wait_seconds,
@@ -266,24 +266,23 @@ class SqsTransport(MessagePublisher):
         if visibility_timeout is not None:
             params["VisibilityTimeout"] = visibility_timeout
         params.update(request or {})
-        with translated("SQS", "ReceiveMessage", self.queue_url):
-            return self._receive(params)[1]
+        return params
 
-    def _receive(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], list[SqsMessage]]:
-        """One ``ReceiveMessage`` call: boto3's response and the messages in it; the
+    async def _receive(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], list[M]]:
+        """One ``ReceiveMessage`` call: the client's response and the messages in it; the
         ``receive`` step links the contexts they carry."""
         with self._observing("receive") as op:
-            response: dict[str, Any] = self.client.receive_message(
-                **{**params, "QueueUrl": self.queue_url}
+            response: dict[str, Any] = await resolved(
+                self.client.receive_message(**{**params, "QueueUrl": self.queue_url})
             )
-            messages = [SqsMessage(self, raw) for raw in response.get("Messages", [])]
+            messages = [self.message_class(self, raw) for raw in response.get("Messages", [])]
             op.attributes["message_count"] = len(messages)
             if self.offloader.plugins.observed:
                 op.links.extend(c for c in (m.trace_context for m in messages) if c)
         return response, messages
 
-    def acknowledge(
-        self, messages: Iterable[SqsMessage], *, force: bool = False
+    async def _acknowledge(
+        self, messages: Iterable[SqsMessageCore], force: bool
     ) -> list[BatchFailure]:
         """Delete messages, ten per ``DeleteMessageBatch`` call; returns those SQS refused.
 
@@ -302,20 +301,185 @@ class SqsTransport(MessagePublisher):
             attributes={"message_count": len(messages)},
             links=[c for c in (m.trace_context for m in messages) if c] if observed else [],
         ):
-            return self._delete(messages)
+            failed: list[BatchFailure] = []
+            for chunk in chunked(messages, MAX_BATCH_ENTRIES):
+                entries = [
+                    {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
+                ]
+                with translated("SQS", "DeleteMessageBatch", self.queue_url):
+                    response = await resolved(
+                        self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                    )
+                failed += failures(response)
+                if self.delete_payload:
+                    deleted = (chunk[int(ok["Id"])] for ok in response.get("Successful", []))
+                    await self._discard_all(m.pointer for m in deleted)
+            return failed
 
-    def _delete(self, messages: list[SqsMessage]) -> list[BatchFailure]:
-        failed: list[BatchFailure] = []
-        for chunk in chunked(messages, MAX_BATCH_ENTRIES):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)
-            ]
-            with translated("SQS", "DeleteMessageBatch", self.queue_url):
-                response = self.client.delete_message_batch(
-                    QueueUrl=self.queue_url, Entries=entries
-                )
-            failed += failures(response)
-            if self.delete_payload:
-                deleted = (chunk[int(ok["Id"])] for ok in response.get("Successful", []))
-                discard_all((m.pointer for m in deleted), self.offloader.discard)
-        return failed
+
+class SqsTransport(SqsQueue[SqsMessage], TransportBase):
+    """One SQS queue, with payloads that do not fit stored through an :class:`Offloader`.
+
+    :param queue_url: the queue's URL.
+    :param offloader: where payloads go, and which stores a consumer may read.
+    :param client: a boto3 SQS client; by default one for the region in the queue URL.
+    :param delete_payload: on :meth:`acknowledge`, also delete the payload (after the message).
+        Only for a queue that is the payload's sole consumer.
+    :param max_message_size: use this limit instead of reading the queue's
+        ``MaximumMessageSize`` (for consumers without ``sqs:GetQueueAttributes``).
+    :param wait_seconds: default long-polling wait of :meth:`receive`.
+    """
+
+    message_class = SqsMessage
+
+    def __init__(
+        self,
+        queue_url: str,
+        offloader: Offloader,
+        *,
+        client: Any = None,
+        delete_payload: bool = False,
+        max_message_size: int | None = None,
+        wait_seconds: int = 20,
+    ) -> None:
+        if client is None:
+            client = boto3_client("sqs", what="the SQS transport", region_name=region_of(queue_url))
+        super().__init__(
+            queue_url,
+            offloader,
+            client,
+            delete_payload=delete_payload,
+            max_message_size=max_message_size,
+            wait_seconds=wait_seconds,
+        )
+
+    def send(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        delay_seconds: int | None = None,
+        content_type: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> SendResult:
+        """Send one payload; it is stored first if it does not fit the queue.
+
+        ``request`` holds further ``SendMessage`` parameters (``MessageSystemAttributes``),
+        passed to boto3 as they are. If SQS refuses the message, a payload stored for it is
+        removed again before the error is raised.
+        """
+        return self._send_entry(
+            self._entry_for(
+                payload,
+                attributes,
+                content_type,
+                group_id,
+                deduplication_id,
+                delay_seconds,
+                request,
+            )
+        )
+
+    def receive(
+        self,
+        max_messages: int = 10,
+        *,
+        wait_seconds: int | None = None,
+        visibility_timeout: int | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> list[SqsMessage]:
+        """Up to ``max_messages`` messages, long polling ``wait_seconds`` (default: the
+        transport's). Every message attribute is requested, so every pointer dialect is
+        recognised. Payloads are fetched only when asked for."""
+        params = self._receive_params(max_messages, wait_seconds, visibility_timeout, request)
+        with translated("SQS", "ReceiveMessage", self.queue_url):
+            return run_sync(self._receive(params))[1]
+
+    def acknowledge(
+        self, messages: Iterable[SqsMessage], *, force: bool = False
+    ) -> list[BatchFailure]:
+        """Delete messages, ten per ``DeleteMessageBatch`` call; returns those SQS refused.
+
+        Unless ``force``, raises before deleting anything if one of them failed to resolve or
+        was opened and not verified. With ``delete_payload``, a payload is deleted only after
+        SQS reports its message deleted.
+        """
+        return run_sync(self._acknowledge(messages, force))
+
+
+class AsyncSqsTransport(AsyncAwsTransport, SqsQueue[AsyncSqsMessage], AsyncTransportBase):
+    """:class:`SqsTransport` on asyncio: the same queue and rules, every call awaited.
+
+    :param offloader: an :class:`~offload_core.aio.AsyncOffloader`.
+    :param client: an aiobotocore SQS client (entered); by default one made from ``session``
+        (or a new aiobotocore session) on first use, for the region in the queue URL, and
+        closed by :meth:`aclose` (``async with AsyncSqsTransport(...) as queue``).
+
+    The other parameters are :class:`SqsTransport`'s.
+    """
+
+    message_class = AsyncSqsMessage
+    _what = "the asynchronous SQS transport"
+
+    def __init__(
+        self,
+        queue_url: str,
+        offloader: AsyncOffloader,
+        *,
+        client: Any = None,
+        session: Any = None,
+        delete_payload: bool = False,
+        max_message_size: int | None = None,
+        wait_seconds: int = 20,
+    ) -> None:
+        super().__init__(
+            queue_url,
+            offloader.offloader,
+            client,
+            delete_payload=delete_payload,
+            max_message_size=max_message_size,
+            wait_seconds=wait_seconds,
+        )
+        self.async_offloader = offloader
+        self._io = offloader.io
+        self._clients = AsyncClients("sqs", session, region_name=region_of(queue_url) or None)
+
+    async def send(
+        self,
+        payload: Sendable,
+        *,
+        attributes: Mapping[str, AttributeLike] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        delay_seconds: int | None = None,
+        content_type: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> SendResult:
+        """Send one payload (see :meth:`SqsTransport.send`)."""
+        entry = self._entry_for(
+            payload, attributes, content_type, group_id, deduplication_id, delay_seconds, request
+        )
+        return await self._send_entry(entry)
+
+    async def receive(
+        self,
+        max_messages: int = 10,
+        *,
+        wait_seconds: int | None = None,
+        visibility_timeout: int | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> list[AsyncSqsMessage]:
+        """Up to ``max_messages`` messages (see :meth:`SqsTransport.receive`)."""
+        await self._connect()
+        params = self._receive_params(max_messages, wait_seconds, visibility_timeout, request)
+        with translated("SQS", "ReceiveMessage", self.queue_url):
+            return (await self._receive(params))[1]
+
+    async def acknowledge(
+        self, messages: Iterable[AsyncSqsMessage], *, force: bool = False
+    ) -> list[BatchFailure]:
+        """Delete messages (see :meth:`SqsTransport.acknowledge`)."""
+        await self._connect()
+        return await self._acknowledge(messages, force)

@@ -23,7 +23,7 @@ from typing import IO, Any, BinaryIO, TypeVar, cast
 
 from offload_core.codecs import Frozen
 from offload_core.errors import OffloadError
-from offload_core.flow import Sink
+from offload_core.flow import Sink, StoreIO
 from offload_core.message import AttributeLike, OutgoingMessage
 from offload_core.offloader import Offloader, Received, Sendable
 from offload_core.pipeline import CHUNK_SIZE, VerifyingReader, read_all
@@ -34,7 +34,7 @@ from offload_core.store import Store
 
 from .store import AsyncSource, AsyncStore, async_face, finish
 
-__all__ = ["FEED_WINDOW", "AsyncOffloader", "AsyncPayloadStream"]
+__all__ = ["FEED_WINDOW", "AsyncOffloader", "AsyncPayloadStream", "Opening"]
 
 T = TypeVar("T")
 
@@ -238,7 +238,7 @@ def _feed_of(stream: object) -> _Feed | None:
     return None
 
 
-class _Opening:
+class Opening:
     """What :meth:`AsyncOffloader.open` returns: await it for the stream, or ``async with`` it
     to have the stream closed at the end of the block."""
 
@@ -284,7 +284,8 @@ class AsyncOffloader:
             self.offloader = Offloader(store, **options)
         self._executor = executor
         self._faces: dict[int, AsyncStore] = {}
-        self._io = _FeedIO(self.face)
+        #: The store I/O of this offloader's flows (transports built on it use it too).
+        self.io: StoreIO = _FeedIO(self.face)
 
     def __repr__(self) -> str:
         return f"AsyncOffloader({self.offloader.store.url!r})"
@@ -324,9 +325,7 @@ class AsyncOffloader:
     ) -> OutgoingMessage:
         """As :meth:`Offloader.prepare <offload_core.offloader.Offloader.prepare>`."""
         offloader = self.offloader
-        return await offloader.prepare_flow(
-            payload, attributes, limits, content_type, key, self._io
-        )
+        return await offloader.prepare_flow(payload, attributes, limits, content_type, key, self.io)
 
     async def publish(
         self,
@@ -343,17 +342,17 @@ class AsyncOffloader:
         message = await self.prepare(
             payload, attributes=attributes, limits=limits, content_type=content_type
         )
-        return await self.offloader.send_flow(message, send, outcome_unknown, self._io)
+        return await self.offloader.send_flow(message, send, outcome_unknown, self.io)
 
     async def store_payload(
         self, payload: Sendable, *, content_type: str | None = None, key: str | None = None
     ) -> Pointer:
         """As :meth:`Offloader.store_payload <offload_core.offloader.Offloader.store_payload>`."""
-        return await self.offloader.store_flow(payload, content_type, key, self._io)
+        return await self.offloader.store_flow(payload, content_type, key, self.io)
 
     async def discard(self, pointer: Pointer) -> bool:
         """Delete a stored payload, best effort (see ``Offloader.discard``)."""
-        return await self.offloader.discard_flow(pointer, self._io)
+        return await self.offloader.discard_flow(pointer, self.io)
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -372,23 +371,23 @@ class AsyncOffloader:
 
     async def read_pointer(self, pointer: Pointer, **message: Any) -> bytes:
         """Dereference and verify a pointer; the whole payload in memory."""
-        return await self.offloader.read_flow(pointer, message, self._io)
+        return await self.offloader.read_flow(pointer, message, self.io)
 
-    def open(self, body: str | bytes, attributes: Mapping[str, Any] | None = None) -> _Opening:
+    def open(self, body: str | bytes, attributes: Mapping[str, Any] | None = None) -> Opening:
         """The payload as a verifying stream: ``async with off.open(body) as stream``."""
         received = self.parse(body, attributes)
         if received.pointer is None:
             data = received.body.encode() if isinstance(received.body, str) else received.body
-            return _Opening(_ready(AsyncPayloadStream(io.BytesIO(data))))
+            return Opening(_ready(AsyncPayloadStream(io.BytesIO(data))))
         return self.open_pointer(received.pointer)
 
-    def open_pointer(self, pointer: Pointer, **message: Any) -> _Opening:
+    def open_pointer(self, pointer: Pointer, **message: Any) -> Opening:
         """A verifying stream of a pointer's payload; refused before any I/O as
         ``Offloader.open_pointer`` refuses."""
-        return _Opening(self._open(pointer, message))
+        return Opening(self._open(pointer, message))
 
     async def _open(self, pointer: Pointer, message: Mapping[str, Any]) -> AsyncPayloadStream:
-        reader = await self.offloader.open_flow(pointer, message, self._io)
+        reader = await self.offloader.open_flow(pointer, message, self.io)
         return AsyncPayloadStream(reader)
 
 
