@@ -16,14 +16,18 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO, TypeVar
 
 from offload_core.aio.store import AsyncSink, AsyncSource, AsyncStore
+from offload_core.aio.transport import AsyncTransportBase
+from offload_core.offloader import Offloader
+from offload_core.policy import Limits
 from offload_core.store import ObjectInfo
+from offload_core.transport import BatchResult, Entry, SendResult
 
-__all__ = ["BlockingStore", "LoopThread"]
+__all__ = ["BlockingDelivery", "BlockingStore", "BlockingTransport", "LoopThread", "blocking"]
 
 T = TypeVar("T")
 
@@ -144,3 +148,76 @@ class BlockingStore:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return iter(self._loop.run(_listed(self.store, prefix)))
+
+
+class BlockingDelivery:
+    """A received message of an asynchronous transport, its awaited calls made blocking: what
+    the transport suite (:class:`~offload_core.testing.TransportConformance`) reads."""
+
+    def __init__(self, message: Any, loop: LoopThread) -> None:
+        self.message = message
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.message, name)
+
+    def payload(self) -> bytes:
+        data: bytes = self._loop.run(self.message.payload())
+        return data
+
+    def ack(self, *, force: bool = False) -> None:
+        self._loop.run(self.message.ack(force=force))
+
+    def release(self) -> None:
+        self._loop.run(self.message.release())
+
+
+class BlockingTransport:
+    """A :class:`~offload_core.transport.Transport` whose sends are an asynchronous
+    transport's, awaited on ``loop``."""
+
+    def __init__(self, transport: AsyncTransportBase, loop: LoopThread) -> None:
+        self.transport = transport
+        self._loop = loop
+        loop.run(_ready(transport))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.transport!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+    @property
+    def destination(self) -> str:
+        return self.transport.destination
+
+    @property
+    def offloader(self) -> Offloader:
+        return self.transport.offloader
+
+    @property
+    def limits(self) -> Limits:
+        return self.transport.limits
+
+    def send(self, payload: Any, **options: Any) -> SendResult:
+        return self._loop.run(self.transport.send(payload, **options))
+
+    def send_batch(self, entries: Iterable[Entry | Any]) -> BatchResult:
+        return self._loop.run(self.transport.send_batch(entries))
+
+
+class _BlockingReceiver(BlockingTransport):
+    def receive(self, max_messages: int = 10, **options: Any) -> list[BlockingDelivery]:
+        got = self._loop.run(self.transport.receive(max_messages, **options))  # type: ignore[attr-defined]
+        return [BlockingDelivery(message, self._loop) for message in got]
+
+
+async def _ready(transport: AsyncTransportBase) -> None:
+    await transport._connect()
+    await transport._ready()
+
+
+def blocking(transport: AsyncTransportBase, loop: LoopThread) -> BlockingTransport:
+    """``transport`` made blocking; with ``receive`` when the transport receives."""
+    kind = _BlockingReceiver if hasattr(transport, "receive") else BlockingTransport
+    return kind(transport, loop)

@@ -98,13 +98,18 @@ class MotoServer:
         """A boto3 client for ``service`` bound to this server."""
         import boto3
 
+        return boto3.client(service, **self.client_options(region, **kwargs))
+
+    def client_options(self, region: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """What a client bound to this server is made with (boto3's ``client()`` and
+        aiobotocore's ``create_client()`` take the same)."""
         options: dict[str, Any] = {
             "endpoint_url": self.endpoint,
             "region_name": region or self.region,
             **FAKE_CREDENTIALS,
         }
         options.update(kwargs)
-        return boto3.client(service, **options)
+        return options
 
     def storage_options(
         self, region: str | None = None, credentials: Mapping[str, str] | None = None
