@@ -22,7 +22,6 @@ from offload_transports.eventbridge import LEGACY_MAX_ENTRY_SIZE, AsyncEventBrid
 from offload_transports.sns import AsyncSnsTransport
 from offload_transports.sqs import AsyncSqsTransport
 
-
 s3_offloader = sync_suite.s3_offloader
 
 
