@@ -40,20 +40,24 @@ aws-lambda-powertools' ``BatchProcessor``, :func:`powertools_handler` makes the 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Literal, TypeVar, cast, overload
+from typing import IO, Any, Generic, Literal, TypeVar, cast, overload
 
+from offload_core.aio.delivery import AsyncDelivery
+from offload_core.aio.offloader import AsyncOffloader
 from offload_core.aws.events import AwsMessage, Service, event_messages
 from offload_core.aws.trace import carrier_with_xray
-from offload_core.delivery import Delivery
+from offload_core.delivery import Delivery, DeliveryCore
 from offload_core.errors import IntegrityError, OffloadError
 from offload_core.events import ErrorEvent, ResolvedEvent, StoredEvent
+from offload_core.flow import run_sync
 from offload_core.hookspecs import hookimpl
 from offload_core.message import Attribute
 from offload_core.observe import Observer, observing
@@ -63,12 +67,17 @@ from offload_core.pipeline import CHUNK_SIZE, VerifyingReader
 from .eventbridge_detail import TRACE_MEMBER
 
 __all__ = [
+    "AsyncRecord",
     "BatchOutcome",
     "LambdaHandler",
     "PayloadMode",
     "PowertoolsMetrics",
     "Record",
     "RecordFailure",
+    "async_batch_handler",
+    "async_powertools_handler",
+    "async_process",
+    "async_records",
     "batch_handler",
     "powertools_handler",
     "process",
@@ -83,13 +92,16 @@ PayloadMode = Literal["bytes", "stream", "spool"]
 LambdaHandler = Callable[[Mapping[str, Any], Any], dict[str, Any]]
 
 T = TypeVar("T")
+#: A record of either face.
+R = TypeVar("R", bound="RecordCore")
 
 #: Spooled payloads stay in memory up to this size, then go to /tmp.
 DEFAULT_SPOOL_MEMORY = 64 * 2**20
 
 
-class Record(Delivery):
-    """One record of a Lambda event; its payload is read and verified only when asked for.
+class RecordCore(DeliveryCore):
+    """One record of a Lambda event, for both faces; its payload is read and verified only when
+    asked for.
 
     A record that could not be read, or whose pointer is malformed, has :attr:`error` set and
     never yields a payload.
@@ -128,7 +140,7 @@ class Record(Delivery):
             self._failed(error)
 
     def __repr__(self) -> str:
-        return f"<Record {self.source} {self.id} {self._state()}>"
+        return f"<{type(self).__name__} {self.source} {self.id} {self._state()}>"
 
     @property
     def trace_context(self) -> dict[str, str]:
@@ -145,6 +157,14 @@ class Record(Delivery):
         attributes = self.raw.get("attributes") if self.source == "sqs" else None
         header = attributes.get("AWSTraceHeader") if isinstance(attributes, Mapping) else None
         return carrier_with_xray(carried, header if isinstance(header, str) else None)
+
+
+class Record(RecordCore, Delivery):
+    """One record of a Lambda event; its payload is read and verified only when asked for.
+
+    A record that could not be read, or whose pointer is malformed, has :attr:`error` set and
+    never yields a payload.
+    """
 
     def spool(
         self, max_memory: int = DEFAULT_SPOOL_MEMORY, directory: str | None = None
@@ -198,11 +218,11 @@ def _destination(raw: Mapping[str, Any], source: Service) -> str | None:
 def records(event: Mapping[str, Any], offloader: Offloader) -> list[Record]:
     """The records of an SQS, SNS or EventBridge event Lambda delivered, in order; a record
     that cannot be read (:mod:`offload_core.aws.events`) is kept, failed with its error."""
-    return [_record(message, offloader) for message in event_messages(event)]
+    return [_record(Record, message, offloader) for message in event_messages(event)]
 
 
-def _record(message: AwsMessage, offloader: Offloader) -> Record:
-    return Record(
+def _record(kind: type[R], message: AwsMessage, offloader: Offloader) -> R:
+    return kind(
         offloader,
         message.raw,
         source=message.service,
@@ -239,10 +259,10 @@ class RecordFailure:
 
 
 @dataclass(frozen=True)
-class BatchOutcome:
+class BatchOutcome(Generic[R]):
     """What became of each record of an event."""
 
-    records: list[Record]
+    records: list[R]
     failures: list[RecordFailure]
 
     def response(self) -> dict[str, Any]:
@@ -310,38 +330,78 @@ def process(
     payload: PayloadMode = "bytes",
     spool_memory: int = DEFAULT_SPOOL_MEMORY,
     context: Any = None,
-) -> BatchOutcome:
+) -> BatchOutcome[Record]:
     """Call ``fn(payload, record)`` for each record of ``event`` (``fn(payload, record,
     context)`` when it takes three arguments); collect the failures. ``spool_memory`` is how
     much of a spooled payload stays in memory."""
     mode = _checked(payload)
     with_context = takes_context(fn)
     batch = records(event, offloader)
+
+    async def attempt(record: Record) -> None:
+        _call(fn, record, mode, spool_memory, with_context)
+
+    return run_sync(settle(batch, attempt, context, _in_order))
+
+
+async def _in_order(chains: list[Awaitable[None]]) -> None:
+    for chain in chains:
+        await chain
+
+
+async def settle(
+    batch: Sequence[R],
+    attempt: Callable[[R], Awaitable[object]],
+    context: Any,
+    run: Callable[[list[Awaitable[None]]], Awaitable[None]],
+    *,
+    concurrently: bool = False,
+) -> BatchOutcome[R]:
+    """Attempt every record of ``batch`` under its ``process`` step and collect the failures,
+    in record order. Records of one FIFO message group are attempted in order, and once one
+    fails the group's later records are failed without being tried, so the group's order
+    holds. ``concurrently``: records of different groups (and records without one) are given
+    to ``run`` as separate chains, which it may await together; else one chain in order."""
     for record in batch:
         record.context = context
-    failures: list[RecordFailure] = []
+    failures: dict[int, RecordFailure] = {}
     failed_groups: set[str] = set()
-    for record in batch:
-        if record.group_id is not None and record.group_id in failed_groups:
-            failures.append(RecordFailure(record.id, None))
-            continue
-        try:
-            with observing(offloader.plugins, "process", **record.operation_fields()):
-                _call(fn, record, mode, spool_memory, with_context)
-        except Exception as exc:
-            failure = RecordFailure(record.id, exc)
-            failures.append(failure)
-            if exc is not record.error:  # a record logs its own payload's failure
-                log.warning(
-                    "record %s failed (%s): %s",
-                    record.id,
-                    "permanent" if failure.permanent else "transient",
-                    exc,
-                    exc_info=not isinstance(exc, OffloadError),
-                )
-            if record.group_id is not None:
-                failed_groups.add(record.group_id)
-    return BatchOutcome(batch, failures)
+
+    async def chain(indexed: list[tuple[int, R]]) -> None:
+        for n, record in indexed:
+            if record.group_id is not None and record.group_id in failed_groups:
+                failures[n] = RecordFailure(record.id, None)
+                continue
+            try:
+                with observing(record.offloader.plugins, "process", **record.operation_fields()):
+                    await attempt(record)
+            except Exception as exc:
+                failures[n] = _failed(record, exc)
+                if record.group_id is not None:
+                    failed_groups.add(record.group_id)
+
+    numbered = list(enumerate(batch))
+    if not concurrently:
+        await run([chain(numbered)])
+    else:
+        groups: dict[str, list[tuple[int, R]]] = {}
+        for n, record in numbered:
+            groups.setdefault(record.group_id or f"\0{n}", []).append((n, record))
+        await run([chain(indexed) for indexed in groups.values()])
+    return BatchOutcome(list(batch), [failures[n] for n in sorted(failures)])
+
+
+def _failed(record: RecordCore, exc: Exception) -> RecordFailure:
+    failure = RecordFailure(record.id, exc)
+    if exc is not record.error:  # a record logs its own payload's failure
+        log.warning(
+            "record %s failed (%s): %s",
+            record.id,
+            "permanent" if failure.permanent else "transient",
+            exc,
+            exc_info=not isinstance(exc, OffloadError),
+        )
+    return failure
 
 
 @overload
@@ -422,6 +482,150 @@ def powertools_handler(
         (ours,) = records({"Records": [raw]}, offloader)
         ours.context = lambda_context
         return _call(fn, ours, mode, spool_memory, with_context)
+
+    return handle
+
+
+# -- asyncio ---------------------------------------------------------------------------------
+
+
+class AsyncRecord(RecordCore, AsyncDelivery):
+    """A record whose payload is awaited: ``await record.payload()``, ``async with
+    record.open() as stream``; the same checks as :class:`Record`."""
+
+    async def json(self) -> Any:
+        """The payload parsed as JSON."""
+        return json.loads(await self.payload())
+
+
+def async_records(event: Mapping[str, Any], offloader: AsyncOffloader) -> list[AsyncRecord]:
+    """:func:`records`, as :class:`AsyncRecord`\\ s read through ``offloader``."""
+    batch = [_record(AsyncRecord, m, offloader.offloader) for m in event_messages(event)]
+    for record in batch:
+        record._io = offloader.io
+    return batch
+
+
+AsyncMode = Literal["bytes", "stream"]
+
+
+async def _acall(
+    fn: Callable[..., Awaitable[object]], record: AsyncRecord, mode: AsyncMode, with_context: bool
+) -> None:
+    """``await fn(payload, record)`` with the payload as bytes or a verifying stream (which
+    must be read to its verified end)."""
+    extra = (record.context,) if with_context else ()
+    if mode == "bytes":
+        await fn(await record.payload(), record, *extra)
+        return
+    async with record.open() as stream:
+        await fn(stream, record, *extra)
+        if not stream.verified:
+            raise IntegrityError(
+                f"the payload of record {record.id} was not read to its end, so it was never "
+                "verified; read the whole stream",
+                location=record.pointer.location if record.pointer else None,
+                check="unverified",
+            )
+
+
+async def async_process(
+    event: Mapping[str, Any],
+    fn: Callable[..., Awaitable[object]],
+    offloader: AsyncOffloader,
+    *,
+    payload: AsyncMode = "bytes",
+    concurrency: int = 10,
+    context: Any = None,
+) -> BatchOutcome[AsyncRecord]:
+    """:func:`process` on asyncio: ``await fn(payload, record)`` for up to ``concurrency``
+    records at once; records of one FIFO message group one after another, in order, the rest
+    of the group failed untried once one fails (the same rule as the synchronous face)."""
+    if payload not in ("bytes", "stream"):
+        raise ValueError(f"payload must be 'bytes' or 'stream', not {payload!r}")
+    with_context = takes_context(fn)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def attempt(record: AsyncRecord) -> None:
+        async with slots:
+            await _acall(fn, record, payload, with_context)
+
+    async def together(chains: list[Awaitable[None]]) -> None:
+        await asyncio.gather(*chains)
+
+    batch = async_records(event, offloader)
+    return await settle(batch, attempt, context, together, concurrently=True)
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def invocation_loop() -> asyncio.AbstractEventLoop:
+    """The event loop the asynchronous handlers run invocations on: one per process, kept
+    across invocations (a Lambda container is frozen and thawed, not restarted), so the
+    clients an :class:`~offload_core.aio.AsyncOffloader` made on it stay usable."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop
+
+
+def async_batch_handler(
+    offloader: AsyncOffloader, *, payload: AsyncMode = "bytes", concurrency: int = 10
+) -> Callable[[Callable[..., Awaitable[object]]], LambdaHandler]:
+    """:func:`batch_handler` for ``async def fn(payload, record)``: the records of an event are
+    handled ``concurrency`` at a time on :func:`invocation_loop`, with the same partial batch
+    response and FIFO rules."""
+
+    def decorate(fn: Callable[..., Awaitable[object]]) -> LambdaHandler:
+        @functools.wraps(fn)
+        def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+            outcome = invocation_loop().run_until_complete(
+                async_process(
+                    event,
+                    fn,
+                    offloader,
+                    payload=payload,
+                    concurrency=concurrency,
+                    context=context,
+                )
+            )
+            asynchronous = any(r.source != "sqs" for r in outcome.records)
+            if asynchronous and outcome.failures and outcome.failures[0].error is not None:
+                raise outcome.failures[0].error
+            return outcome.response()
+
+        return handler
+
+    return decorate
+
+
+def async_powertools_handler(
+    fn: Callable[..., Awaitable[T]], offloader: AsyncOffloader, *, payload: AsyncMode = "bytes"
+) -> Callable[..., Awaitable[T]]:
+    """A record handler for aws-lambda-powertools' ``AsyncBatchProcessor(EventType.SQS)``: it
+    resolves the record's payload and awaits ``fn(payload, record)``; an error fails that
+    record, as the processor reports it::
+
+        processor = AsyncBatchProcessor(event_type=EventType.SQS)
+        record_handler = async_powertools_handler(handle, AsyncOffloader("s3://payloads"))
+
+        def lambda_handler(event, context):
+            return async_process_partial_response(event, record_handler, processor, context)
+    """
+    with_context = takes_context(fn)
+
+    async def handle(record: Any, lambda_context: Any = None) -> T:
+        raw = getattr(record, "raw_event", record)
+        (ours,) = async_records({"Records": [raw]}, offloader)
+        ours.context = lambda_context
+        result: list[T] = []
+
+        async def keep(*args: Any) -> None:
+            result.append(await fn(*args))
+
+        await _acall(keep, ours, payload, with_context)
+        return result[0]
 
     return handle
 
