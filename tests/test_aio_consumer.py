@@ -186,6 +186,7 @@ def test_a_cancelled_loop_acknowledges_nothing_unhandled(
                 await asyncio.sleep(30)
                 acknowledged.append(message.message_id)
 
+            before = asyncio.all_tasks()
             consuming = asyncio.create_task(
                 consume(queue, handle, concurrency=4, visibility_timeout=1, wait_seconds=1)
             )
@@ -193,7 +194,7 @@ def test_a_cancelled_loop_acknowledges_nothing_unhandled(
             consuming.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await consuming
-            assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            assert asyncio.all_tasks() == before  # handlers, extenders and reads all ended
 
     with new_queue(sqs, "consume", MaximumMessageSize=LIMIT) as url:
         run(main)
