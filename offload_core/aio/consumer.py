@@ -194,8 +194,9 @@ async def _until_stopped(receiving: Awaitable[Sequence[M]], stop: asyncio.Event)
         await asyncio.wait([call, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
-    if call.done():
-        return call.result()
-    call.cancel()
-    await asyncio.wait([call])
-    return []
+        if not call.done():
+            call.cancel()
+        await asyncio.wait([call, stopping])  # nothing is left running, even when cancelled
+    if call.cancelled():
+        return []
+    return call.result()

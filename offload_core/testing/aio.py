@@ -27,7 +27,14 @@ from offload_core.policy import Limits
 from offload_core.store import ObjectInfo
 from offload_core.transport import BatchResult, Entry, SendResult
 
-__all__ = ["BlockingDelivery", "BlockingStore", "BlockingTransport", "LoopThread", "blocking"]
+__all__ = [
+    "BlockingDelivery",
+    "BlockingStore",
+    "BlockingTransport",
+    "LoopThread",
+    "blocking",
+    "cancelled_at",
+]
 
 T = TypeVar("T")
 
@@ -221,3 +228,33 @@ def blocking(transport: AsyncTransportBase, loop: LoopThread) -> BlockingTranspo
     """``transport`` made blocking; with ``receive`` when the transport receives."""
     kind = _BlockingReceiver if hasattr(transport, "receive") else BlockingTransport
     return kind(transport, loop)
+
+
+async def cancelled_at(flow: Coroutine[Any, Any, T], step: int) -> tuple[int, T | BaseException]:
+    """Drive ``flow`` as a task would, and cancel it at its ``step``-th suspension (counting
+    from 1), as ``Task.cancel()`` does: the future it waits on is cancelled and the flow resumed,
+    so ``CancelledError`` is raised at that ``await``. Returns how many times the flow suspended
+    and its result or the exception it ended with; a ``step`` past the last suspension runs it
+    to its end, so ``cancelled_at(flow, 10**9)[0]`` counts the suspensions of a run."""
+    count = 0
+    exception: BaseException | None = None
+    while True:
+        try:
+            yielded = flow.throw(exception) if exception is not None else flow.send(None)
+        except StopIteration as done:
+            return count, done.value
+        except BaseException as exc:
+            return count, exc
+        exception = None
+        count += 1
+        if count == step:
+            if isinstance(yielded, asyncio.Future):
+                yielded.cancel()
+            else:
+                exception = asyncio.CancelledError()
+                continue
+        if isinstance(yielded, asyncio.Future):
+            yielded._asyncio_future_blocking = False
+            await asyncio.wait([yielded])
+        else:
+            await asyncio.sleep(0)
