@@ -24,9 +24,14 @@ if TYPE_CHECKING:
 
     from .codecs import Frozen
 
-__all__ = ["SYNC", "Sink", "StoreIO", "SyncStoreIO", "resolved", "run_sync"]
+__all__ = ["SYNC", "Sink", "StoreIO", "SuspendedError", "SyncStoreIO", "resolved", "run_sync"]
 
 T = TypeVar("T")
+
+
+class SuspendedError(RuntimeError):
+    """A flow driven synchronously awaited something that suspends: an asynchronous client
+    or store was handed to the synchronous face."""
 
 
 def run_sync(flow: Coroutine[Any, Any, T]) -> T:
@@ -36,7 +41,10 @@ def run_sync(flow: Coroutine[Any, Any, T]) -> T:
     except StopIteration as done:
         return cast(T, done.value)
     flow.close()
-    raise RuntimeError("a synchronous flow awaited something that suspends")
+    raise SuspendedError(
+        "a synchronous call awaited something asynchronous (an aiobotocore client given to "
+        "a synchronous transport?); use the asynchronous face"
+    )
 
 
 async def resolved(value: T | Awaitable[T]) -> T:

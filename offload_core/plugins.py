@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from traceback import format_exc
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pluggy
 
@@ -32,6 +32,8 @@ from .registry import Entry, Kind, Registrar, Registry
 if TYPE_CHECKING:
     import click
 
+    from .aio.offloader import AsyncOffloader
+    from .aio.transport import AsyncTransportBase
     from .events import ErrorEvent, ResolvedEvent, SentEvent, StoredEvent
     from .observe import Operation
     from .offloader import Offloader
@@ -204,15 +206,37 @@ class Plugins:
             ) from exc
         return opened
 
+    @overload
     def open_transport(
         self, name: str, destination: str | None, offloader: Offloader, **options: Any
-    ) -> Transport:
+    ) -> Transport: ...
+
+    @overload
+    def open_transport(
+        self, name: str, destination: str | None, offloader: AsyncOffloader, **options: Any
+    ) -> AsyncTransportBase: ...
+
+    def open_transport(
+        self,
+        name: str,
+        destination: str | None,
+        offloader: Offloader | AsyncOffloader,
+        **options: Any,
+    ) -> Transport | AsyncTransportBase:
         """The transport registered as ``name`` on ``destination`` (a queue URL, topic ARN,
         bus ...), sending through ``offloader``; options it does not take (``client=`` takes an
-        SDK client) are a ``ConfigurationError``."""
+        SDK client) are a ``ConfigurationError``. Given an
+        :class:`~offload_core.aio.AsyncOffloader`, the transport's asynchronous face (its
+        class's ``async_face``) is opened instead."""
+        from .offloader import Offloader
+
         factory = self.get("transport", name)
+        if not isinstance(offloader, Offloader):  # an AsyncOffloader
+            factory = getattr(factory, "async_face", None)
+            if factory is None:
+                raise ConfigurationError(f"the {name} transport has no asynchronous face")
         try:
-            opened: Transport = factory(destination, offloader, **options)
+            opened: Transport | AsyncTransportBase = factory(destination, offloader, **options)
         except TypeError as exc:
             raise ConfigurationError(
                 f"the {name} transport does not take these options "

@@ -39,6 +39,7 @@ from .policy import utf8_size
 from .publishing import compensating_flow, is_outcome_unknown, never_sent
 
 if TYPE_CHECKING:
+    from .aio.transport import AsyncTransportBase
     from .observe import OperationName
     from .offloader import Offloader, Sendable
     from .pointer import Pointer
@@ -521,6 +522,10 @@ class TransportCore(ABC):
 
 class TransportBase(TransportCore):
     """The synchronous face of :class:`TransportCore`: what a transport plugin subclasses."""
+
+    #: The same transport on asyncio, if it has one: what :meth:`Plugins.open_transport
+    #: <offload_core.plugins.Plugins.open_transport>` opens for an ``AsyncOffloader``.
+    async_face: ClassVar[type[AsyncTransportBase] | None] = None
 
     def send(
         self,

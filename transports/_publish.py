@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 from offload_core.aws.errors import outcome_unknown, translated
 from offload_core.aws.events import to_boto_attributes
 from offload_core.aws.limits import check_attribute_names, sendable_size, sqs_message_size
-from offload_core.flow import resolved, run_sync
+from offload_core.flow import SuspendedError, resolved, run_sync
 from offload_core.message import AttributeLike, OutgoingMessage, as_attributes
 from offload_core.offloader import Offloader, Sendable
 from offload_core.policy import Limits
@@ -128,7 +128,13 @@ class MessagePublisher(TransportCore):
         reads them before its first send)."""
         with self._lock:
             if self._info is None:
-                self._info = run_sync(self._read_info())
+                try:
+                    self._info = run_sync(self._read_info())
+                except SuspendedError:
+                    raise RuntimeError(
+                        f"{self.destination}'s limit is read by the first send of an "
+                        "asynchronous transport; send first, or enter it (async with)"
+                    ) from None
             return self._info
 
     async def _ready(self) -> None:

@@ -489,3 +489,7 @@ def _detail_object(detail: str | bytes | bytearray | memoryview, keep: Sequence[
             fields=keep,
         )
     return value
+
+
+#: The asynchronous face ``Plugins.open_transport`` opens for an ``AsyncOffloader``.
+EventBridgeTransport.async_face = AsyncEventBridgeTransport

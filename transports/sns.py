@@ -204,3 +204,7 @@ class AsyncSnsTransport(AsyncAwsTransport, SnsTopic, AsyncTransportBase):
     async def publish_batch(self, entries: Iterable[BatchEntry | Payload]) -> BatchResult:
         """:meth:`send_batch` (see :meth:`SnsTransport.publish_batch`)."""
         return await self.send_batch(entries)
+
+
+#: The asynchronous face ``Plugins.open_transport`` opens for an ``AsyncOffloader``.
+SnsTransport.async_face = AsyncSnsTransport

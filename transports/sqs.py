@@ -483,3 +483,7 @@ class AsyncSqsTransport(AsyncAwsTransport, SqsQueue[AsyncSqsMessage], AsyncTrans
         """Delete messages (see :meth:`SqsTransport.acknowledge`)."""
         await self._connect()
         return await self._acknowledge(messages, force)
+
+
+#: The asynchronous face ``Plugins.open_transport`` opens for an ``AsyncOffloader``.
+SqsTransport.async_face = AsyncSqsTransport

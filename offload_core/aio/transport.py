@@ -30,6 +30,7 @@ class AsyncTransportBase(TransportCore):
 
     async def __aenter__(self: T) -> T:
         await self._connect()
+        await self._ready()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -1,0 +1,173 @@
+"""The asynchronous offloader and the faces around it: round trips through every kind of store
+(in place, on an executor, S3), verifying streams, plugins opened by name, clients made and
+closed by the transports, and the synchronous API still working inside a running loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqs_support import new_queue, offloader, unique
+
+from offload_core import Plugins
+from offload_core.aio import AsyncOffloader
+from offload_core.errors import ConfigurationError, DigestMismatchError, LocationNotAllowedError
+from offload_core.offloader import Offloader
+from offload_core.policy import Limits
+from offload_core.testing.aws import FAKE_CREDENTIALS, MotoServer
+from offload_transports.eventbridge import AsyncEventBridgeTransport
+from offload_transports.sns import AsyncSnsTransport
+from offload_transports.sqs import AsyncSqsTransport, SqsTransport
+
+MiB = 1024 * 1024
+LIMITS = Limits(max_size=262_144)
+#: Incompressible, then very compressible: both codec paths of one payload.
+PAYLOAD = os.urandom(3 * MiB) + b"{}" * (3 * MiB)
+
+
+@pytest.fixture(params=["memory", "local", "s3"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return f"memory://aio-{unique('m')}"
+    if request.param == "local":
+        return tmp_path.as_uri()
+    return "s3"
+
+
+def make(url: str, moto: MotoServer, bucket: str, **options: Any) -> Offloader:
+    if url == "s3":
+        return offloader(moto, f"s3://{bucket}/{unique('aio')}", **options)
+    return Offloader(url, **options)
+
+
+@pytest.mark.parametrize("compression", [None, "zstd"])
+def test_round_trip_bytes_and_stream(
+    store_url: str, compression: str | None, moto_server: MotoServer, bucket: str
+) -> None:
+    sync = make(store_url, moto_server, bucket, compression=compression)
+
+    async def main() -> None:
+        async with AsyncOffloader(sync) as off:
+            message = await off.prepare(PAYLOAD, limits=LIMITS)
+            assert message.pointer is not None
+            assert await off.resolve(message.body, message.attributes) == PAYLOAD
+            async with off.open(message.body, message.attributes) as stream:
+                chunks = [chunk async for chunk in stream]
+                assert stream.verified
+            assert b"".join(chunks) == PAYLOAD
+            assert sync.resolve(message.body, message.attributes) == PAYLOAD  # either face
+            small = await off.prepare(b"small", limits=LIMITS)
+            assert small.pointer is None
+            assert await off.resolve(small.body) == b"small"
+            assert await off.discard(message.pointer)
+
+    asyncio.run(main())
+
+
+def test_a_corrupted_payload_raises_at_the_end_and_an_early_close_releases(
+    store_url: str, moto_server: MotoServer, bucket: str
+) -> None:
+    sync = make(store_url, moto_server, bucket)
+
+    async def main() -> None:
+        async with AsyncOffloader(sync) as off:
+            pointer = await off.store_payload(PAYLOAD)
+            key = sync.store.key_for(pointer.location)
+            assert key is not None
+            with sync.store.open_write(key) as sink:
+                sink.write(PAYLOAD[:-1] + b"!")
+            with pytest.raises(DigestMismatchError):
+                await off.read_pointer(pointer)
+            stream = await off.open_pointer(pointer)
+            with pytest.raises(DigestMismatchError):
+                async for _ in stream:
+                    pass
+            assert not stream.verified
+            await stream.aclose()
+            before = asyncio.all_tasks()
+            async with off.open_pointer(pointer) as early:
+                assert len(await early.read(1000)) == 1000
+            assert asyncio.all_tasks() <= before  # the feed stopped with the stream
+
+    asyncio.run(main())
+
+
+def test_a_location_outside_the_stores_is_refused_before_any_io(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncOffloader(f"memory://{unique('m')}", pointer_format="native") as off:
+            body = '{"offload_pointer": 1, "location": "file:///etc/passwd", "size": 5}'
+            with pytest.raises(LocationNotAllowedError):
+                await off.resolve(body)
+            assert off._faces == {}  # no store was even reached
+
+    asyncio.run(main())
+
+
+def test_transports_are_opened_by_name_for_either_face(
+    moto_server: MotoServer, bucket: str, sqs: Any
+) -> None:
+    plugins = Plugins.from_entry_points(env={})
+    native = offloader(moto_server, f"s3://{bucket}/{unique('by-name')}", pointer_format="native")
+    off = AsyncOffloader(native)
+    with new_queue(sqs, "by-name") as url:
+        opened = {
+            "sqs": plugins.open_transport("sqs", url, off, client=object()),
+            "sns": plugins.open_transport("sns", "arn:aws:sns:us-east-1:1:t", off),
+            "eventbridge": plugins.open_transport("eventbridge", None, off),
+        }
+        assert isinstance(plugins.open_transport("sqs", url, native, client=sqs), SqsTransport)
+        with pytest.raises(ConfigurationError, match="does not take these options"):
+            plugins.open_transport("sqs", url, off, colour="red")
+    assert [type(t) for t in opened.values()] == [
+        AsyncSqsTransport,
+        AsyncSnsTransport,
+        AsyncEventBridgeTransport,
+    ]
+
+
+def test_a_transport_makes_its_client_and_closes_it(
+    moto_server: MotoServer, bucket: str, sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    sync = offloader(moto_server, f"s3://{bucket}/{unique('own-client')}")
+
+    async def main(url: str) -> None:
+        async with AsyncOffloader(sync) as off:
+            queue = AsyncSqsTransport(url, off, wait_seconds=1)
+            with pytest.raises(RuntimeError, match="first send"):
+                _ = queue.limits
+            async with queue:
+                assert queue.limits.max_size == 262_144
+                sent = await queue.send(b"x" * 300_000)
+                assert sent.pointer is not None
+                (message,) = await queue.receive(1)
+                assert await message.payload() == b"x" * 300_000
+                await message.ack()
+            assert queue.client is None  # closed, and made again on the next use
+
+    with new_queue(sqs, "own-client", MaximumMessageSize="262144") as url:
+        asyncio.run(main(url))
+
+
+def test_the_synchronous_api_works_inside_a_running_loop(
+    moto_server: MotoServer, bucket: str, sqs: Any
+) -> None:
+    sync = offloader(moto_server, f"s3://{bucket}/{unique('in-loop')}")
+
+    async def main(url: str) -> None:
+        queue = SqsTransport(url, sync, client=sqs, wait_seconds=1)
+        sent = queue.send(PAYLOAD)
+        assert sent.pointer is not None
+        (message,) = queue.receive(1)
+        assert message.payload() == PAYLOAD
+        message.ack()
+        assert sync.resolve(sync.prepare(b"in the loop", limits=LIMITS).body) == b"in the loop"
+
+    with new_queue(sqs, "in-loop", MaximumMessageSize="262144") as url:
+        asyncio.run(main(url))
