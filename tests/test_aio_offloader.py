@@ -38,6 +38,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make(url: str, moto: MotoServer, bucket: str, **options: Any) -> Offloader:
+    options.setdefault("pointer_format", "native")  # binary payloads
     if url == "s3":
         return offloader(moto, f"s3://{bucket}/{unique('aio')}", **options)
     return Offloader(url, **options)
@@ -158,7 +159,7 @@ def test_a_transport_makes_its_client_and_closes_it(
 def test_the_synchronous_api_works_inside_a_running_loop(
     moto_server: MotoServer, bucket: str, sqs: Any
 ) -> None:
-    sync = offloader(moto_server, f"s3://{bucket}/{unique('in-loop')}")
+    sync = offloader(moto_server, f"s3://{bucket}/{unique('in-loop')}", pointer_format="native")
 
     async def main(url: str) -> None:
         queue = SqsTransport(url, sync, client=sqs, wait_seconds=1)

@@ -128,13 +128,16 @@ class MessagePublisher(TransportCore):
         reads them before its first send)."""
         with self._lock:
             if self._info is None:
+                unread = RuntimeError(
+                    f"{self.destination}'s limit is read by the first send of an "
+                    "asynchronous transport; send first, or enter it (async with)"
+                )
+                if self.client is None:
+                    raise unread
                 try:
                     self._info = run_sync(self._read_info())
                 except SuspendedError:
-                    raise RuntimeError(
-                        f"{self.destination}'s limit is read by the first send of an "
-                        "asynchronous transport; send first, or enter it (async with)"
-                    ) from None
+                    raise unread from None
             return self._info
 
     async def _ready(self) -> None:
