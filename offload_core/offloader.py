@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import IO, Any, BinaryIO, TypeAlias, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeAlias, TypedDict, TypeVar, cast
 
 from ._utf8 import require_utf8
 from .codecs import Codec, Frozen
@@ -56,7 +56,18 @@ from .publishing import OutcomeRule, compensating, compensating_flow, is_outcome
 from .signing import Signer, Signing
 from .store import Store
 
-__all__ = ["RESERVED_ATTRIBUTES", "KeyRequest", "Offloader", "Payload", "Received", "Sendable"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "RESERVED_ATTRIBUTES",
+    "KeyRequest",
+    "Offloader",
+    "Payload",
+    "PrepareOptions",
+    "Received",
+    "Sendable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +87,17 @@ _COMPRESSED_READ = 1024 * 1024
 RESERVED_ATTRIBUTES = frozenset({"ExtendedPayloadSize", "SQSLargePayloadSize", "S3MessageBodyKey"})
 
 DEFAULT_MAX_PAYLOAD_SIZE = 16 * 2**30
+
+
+class PrepareOptions(TypedDict, total=False):
+    """What :meth:`Offloader.prepare` takes besides the payload: message ``attributes``, the
+    destination's ``limits``, the ``content_type`` recorded in a stored payload's pointer, and
+    the ``key`` a stored payload goes under."""
+
+    attributes: Mapping[str, AttributeLike] | None
+    limits: Limits | None
+    content_type: str | None
+    key: str | None
 
 
 @dataclass(frozen=True)
@@ -268,34 +290,26 @@ class Offloader:
         return the pointer message. Reads at most the limit's worth of a stream to decide.
         With the AWS pointer format a stored payload must be UTF-8 (see :meth:`store_payload`).
         ``key`` names the stored object (under the store's prefix) instead of ``key_naming``."""
-        return run_sync(self.prepare_flow(payload, attributes, limits, content_type, key, SYNC))
+        flow = self.prepare_flow(
+            payload, SYNC, attributes=attributes, limits=limits, content_type=content_type, key=key
+        )
+        return run_sync(flow)
 
     async def prepare_flow(
-        self,
-        payload: Sendable,
-        attributes: Mapping[str, AttributeLike] | None,
-        limits: Limits | None,
-        content_type: str | None,
-        key: str | None,
-        io: StoreIO,
+        self, payload: Sendable, io: StoreIO, **options: Unpack[PrepareOptions]
     ) -> OutgoingMessage:
         """:meth:`prepare`, its store I/O done through ``io`` (see :mod:`offload_core.flow`)."""
         with observing(self.plugins, "prepare") as op:
-            message = await self._prepare(payload, attributes, limits, content_type, key, io)
+            message = await self._prepare(payload, io, options)
             op.attributes["stored"] = message.pointer is not None
             return message
 
     async def _prepare(
-        self,
-        payload: Sendable,
-        attributes: Mapping[str, AttributeLike] | None,
-        limits: Limits | None,
-        content_type: str | None,
-        key: str | None,
-        io: StoreIO,
+        self, payload: Sendable, io: StoreIO, options: PrepareOptions
     ) -> OutgoingMessage:
-        limits = limits or Limits()
-        attrs = as_attributes(attributes)
+        limits = options.get("limits") or Limits()
+        content_type, key = options.get("content_type"), options.get("key")
+        attrs = as_attributes(options.get("attributes"))
         self._check_attributes(attrs, limits)
         payload, content_type = _json_encoded(payload, content_type)
         origin = _tell(payload)

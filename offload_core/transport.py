@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from .errors import IncompatibleOptionsError, MessageTooLargeError, OffloadError, TransportError
 from .events import ErrorEvent, SentEvent
@@ -39,6 +39,8 @@ from .policy import utf8_size
 from .publishing import compensating_flow, is_outcome_unknown, never_sent
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .aio.transport import AsyncTransportBase
     from .observe import OperationName
     from .offloader import Offloader, Sendable
@@ -51,6 +53,7 @@ __all__ = [
     "Entry",
     "ReceivedMessage",
     "Receiver",
+    "SendOptions",
     "SendResult",
     "Transport",
     "TransportBase",
@@ -192,6 +195,14 @@ class Receiver(Protocol):
     ) -> Sequence[ReceivedMessage]: ...
 
 
+class SendOptions(TypedDict, total=False):
+    """What a send takes besides the payload: message ``attributes``, and the
+    ``content_type`` recorded in a stored payload's pointer."""
+
+    attributes: Mapping[str, AttributeLike] | None
+    content_type: str | None
+
+
 E = TypeVar("E", bound=Entry)
 
 log = logging.getLogger(__name__)
@@ -287,7 +298,12 @@ class TransportCore(ABC):
     async def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
         """The entry's message: inline, or pointing to its stored payload."""
         return await self.offloader.prepare_flow(
-            payload, entry.attributes, limits, entry.content_type, entry.key, self._io
+            payload,
+            self._io,
+            attributes=entry.attributes,
+            limits=limits,
+            content_type=entry.content_type,
+            key=entry.key,
         )
 
     async def _discard(self, pointer: Pointer) -> bool:
@@ -527,16 +543,11 @@ class TransportBase(TransportCore):
     #: <offload_core.plugins.Plugins.open_transport>` opens for an ``AsyncOffloader``.
     async_face: ClassVar[type[AsyncTransportBase] | None] = None
 
-    def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        content_type: str | None = None,
-    ) -> SendResult:
-        """Send one payload; it is stored first if it does not fit. If the send fails, the
-        stored payload is removed again, unless the outcome is unknown."""
-        return self._send_entry(Entry(payload, attributes, content_type=content_type))
+    def send(self, payload: Sendable, **options: Unpack[SendOptions]) -> SendResult:
+        """Send one payload (``options``: :class:`SendOptions`); it is stored first if it does
+        not fit. If the send fails, the stored payload is removed again, unless the outcome is
+        unknown."""
+        return self._send_entry(Entry(payload, **options))
 
     def _send_entry(self, entry: Entry) -> SendResult:
         return run_sync(self._publish_one(entry))

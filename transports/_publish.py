@@ -13,7 +13,7 @@ import threading
 from abc import abstractmethod
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias, TypedDict
 
 from offload_core.aws.errors import outcome_unknown, translated
 from offload_core.aws.events import to_boto_attributes
@@ -33,7 +33,9 @@ __all__ = [
     "BatchFailure",
     "BatchResult",
     "DestinationInfo",
+    "MessageOptions",
     "MessagePublisher",
+    "QueueMessageOptions",
     "SendResult",
 ]
 
@@ -66,6 +68,24 @@ class BatchEntry(Entry):
     #: SQS only.
     delay_seconds: int | None = None
     request: Mapping[str, Any] | None = None
+
+
+class MessageOptions(TypedDict, total=False):
+    """What one SQS or SNS send may set besides the payload (as :class:`BatchEntry` names it):
+    message attributes, the content type recorded in a stored payload's pointer, FIFO group
+    and deduplication ids, and further request fields passed to the service as they are."""
+
+    attributes: Mapping[str, AttributeLike] | None
+    content_type: str | None
+    group_id: str | None
+    deduplication_id: str | None
+    request: Mapping[str, Any] | None
+
+
+class QueueMessageOptions(MessageOptions, total=False):
+    """:class:`MessageOptions`, and SQS's delivery delay."""
+
+    delay_seconds: int | None
 
 
 def failures(response: Mapping[str, Any]) -> list[BatchFailure]:

@@ -269,6 +269,15 @@ class BatchOutcome(Generic[R]):
         """The partial batch response Lambda reads for SQS event sources."""
         return {"batchItemFailures": [{"itemIdentifier": f.item_identifier} for f in self.failures]}
 
+    def lambda_result(self) -> dict[str, Any]:
+        """What a handler returns to Lambda: the partial batch response for SQS events; for
+        SNS and EventBridge events (asynchronous invocations, whose result Lambda ignores) the
+        first failed record's error is raised instead, so that Lambda retries the event."""
+        asynchronous = any(r.source != "sqs" for r in self.records)
+        if asynchronous and self.failures and self.failures[0].error is not None:
+            raise self.failures[0].error
+        return self.response()
+
 
 def _checked(mode: PayloadMode) -> PayloadMode:
     if mode not in ("bytes", "stream", "spool"):
@@ -439,13 +448,9 @@ def batch_handler(
     def decorate(fn: Callable[..., object]) -> LambdaHandler:
         @functools.wraps(fn)
         def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-            outcome = process(
+            return process(
                 event, fn, offloader, payload=mode, spool_memory=spool_memory, context=context
-            )
-            asynchronous = any(r.source != "sqs" for r in outcome.records)
-            if asynchronous and outcome.failures and outcome.failures[0].error is not None:
-                raise outcome.failures[0].error
-            return outcome.response()
+            ).lambda_result()
 
         return handler
 
@@ -580,20 +585,10 @@ def async_batch_handler(
     def decorate(fn: Callable[..., Awaitable[object]]) -> LambdaHandler:
         @functools.wraps(fn)
         def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-            outcome = invocation_loop().run_until_complete(
-                async_process(
-                    event,
-                    fn,
-                    offloader,
-                    payload=payload,
-                    concurrency=concurrency,
-                    context=context,
-                )
+            processing = async_process(
+                event, fn, offloader, payload=payload, concurrency=concurrency, context=context
             )
-            asynchronous = any(r.source != "sqs" for r in outcome.records)
-            if asynchronous and outcome.failures and outcome.failures[0].error is not None:
-                raise outcome.failures[0].error
-            return outcome.response()
+            return invocation_loop().run_until_complete(processing).lambda_result()
 
         return handler
 

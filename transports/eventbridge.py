@@ -32,7 +32,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, ClassVar, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypedDict, TypeVar, cast
 
 from offload_core.aio.offloader import AsyncOffloader
 from offload_core.aio.transport import AsyncTransportBase
@@ -62,15 +62,20 @@ from offload_core.transport import (
 from ._aws import AsyncAwsTransport, AsyncClients, boto3_client
 from .eventbridge_detail import TRACE_MEMBER, check_kept, with_member, wrap
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
     "DEFAULT_MAX_ENTRY_SIZE",
     "LEGACY_MAX_ENTRY_SIZE",
     "AsyncEventBridgeTransport",
     "BatchFailure",
     "BatchResult",
+    "BusOptions",
     "EventBridgeTransport",
     "EventBus",
     "EventEntry",
+    "EventOptions",
     "SendResult",
     "entry_measure",
     "entry_size",
@@ -140,6 +145,32 @@ class EventEntry(Entry):
         return self.payload
 
 
+class EventOptions(TypedDict, total=False):
+    """What one event may set besides its detail (as :class:`EventEntry` names it)."""
+
+    attributes: Mapping[str, AttributeLike] | None
+    content_type: str | None
+    detail_type: str | None
+    source: str | None
+    resources: Sequence[str]
+    time: datetime | None
+    keep: Sequence[str] | None
+    routing: Mapping[str, Any] | None
+    trace_header: str | None
+    request: Mapping[str, Any] | None
+
+
+class BusOptions(TypedDict, total=False):
+    """How a transport puts events on its bus: the entry limit (and the limit of a whole
+    call), the detail fields copied beside the pointer of an offloaded event, and the
+    ``Source`` and ``DetailType`` of sends that name none."""
+
+    max_entry_size: int
+    keep: Sequence[str]
+    source: str | None
+    detail_type: str | None
+
+
 E = TypeVar("E", bound=Entry)
 
 
@@ -153,10 +184,11 @@ class EventBus(TransportCore):
         bus: str | None,
         offloader: Offloader,
         client: Any,
-        max_entry_size: int,
-        keep: Sequence[str],
-        source: str | None,
-        detail_type: str | None,
+        *,
+        max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE,
+        keep: Sequence[str] = (),
+        source: str | None = None,
+        detail_type: str | None = None,
     ) -> None:
         if offloader.pointer_format != "native":
             raise IncompatibleOptionsError(
@@ -245,9 +277,6 @@ class EventBus(TransportCore):
             header = xray_header(carrier)
         return cast(E, replace(event, trace_context=dict(carrier), trace_header=header))
 
-    def _event_entry(self, payload: Sendable, **fields: Any) -> EventEntry:
-        return EventEntry(payload, fields.pop("attributes"), **fields)
-
     async def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
         event = self._event(entry)
         routing = self._routing(event, payload)
@@ -279,7 +308,7 @@ class EventBus(TransportCore):
         self, event: EventEntry, payload: Sendable, limits: Limits
     ) -> OutgoingMessage:
         return await self.offloader.prepare_flow(
-            payload, None, limits, event.content_type, event.key, self._io
+            payload, self._io, limits=limits, content_type=event.content_type, key=event.key
         )
 
     async def _send_message(self, message: OutgoingMessage, entry: Entry) -> SendResult:
@@ -384,35 +413,19 @@ class EventBridgeTransport(EventBus, TransportBase):
         offloader: Offloader,
         *,
         client: Any = None,
-        max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE,
-        keep: Sequence[str] = (),
-        source: str | None = None,
-        detail_type: str | None = None,
+        **options: Unpack[BusOptions],
     ) -> None:
         if client is None:
-            where = region_of("" if bus in (None, "default") else bus)
-            client = boto3_client("events", what="the EventBridge transport", region_name=where)
-        super().__init__(bus, offloader, client, max_entry_size, keep, source, detail_type)
+            client = boto3_client(
+                "events", what="the EventBridge transport", region_name=_region(bus)
+            )
+        super().__init__(bus, offloader, client, **options)
 
-    def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        content_type: str | None = "application/json",
-        detail_type: str | None = None,
-        source: str | None = None,
-        resources: Sequence[str] = (),
-        time: datetime | None = None,
-        keep: Sequence[str] | None = None,
-        routing: Mapping[str, Any] | None = None,
-        trace_header: str | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> SendResult:
-        """Put one event whose detail is ``payload``; it is stored first if the entry does not
-        fit. If EventBridge refuses it, the stored detail is removed and
-        :class:`TransportError` raised."""
-        return self._send_entry(self._event_entry(payload, **_fields(locals())))
+    def send(self, payload: Sendable, **options: Unpack[EventOptions]) -> SendResult:
+        """Put one event whose detail is ``payload`` (``options``: :class:`EventOptions`); it
+        is stored first if the entry does not fit. If EventBridge refuses it, the stored detail
+        is removed and :class:`TransportError` raised."""
+        return self._send_entry(EventEntry(payload, **options))
 
 
 class AsyncEventBridgeTransport(AsyncAwsTransport, EventBus, AsyncTransportBase):
@@ -432,40 +445,21 @@ class AsyncEventBridgeTransport(AsyncAwsTransport, EventBus, AsyncTransportBase)
         *,
         client: Any = None,
         session: Any = None,
-        max_entry_size: int = DEFAULT_MAX_ENTRY_SIZE,
-        keep: Sequence[str] = (),
-        source: str | None = None,
-        detail_type: str | None = None,
+        **options: Unpack[BusOptions],
     ) -> None:
-        base = offloader.offloader
-        super().__init__(bus, base, client, max_entry_size, keep, source, detail_type)
+        super().__init__(bus, offloader.offloader, client, **options)
         self.async_offloader = offloader
         self._io = offloader.io
-        region = region_of("" if bus in (None, "default") else bus) or None
-        self._clients = AsyncClients("events", session, region_name=region)
+        self._clients = AsyncClients("events", session, region_name=_region(bus) or None)
 
-    async def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        content_type: str | None = "application/json",
-        detail_type: str | None = None,
-        source: str | None = None,
-        resources: Sequence[str] = (),
-        time: datetime | None = None,
-        keep: Sequence[str] | None = None,
-        routing: Mapping[str, Any] | None = None,
-        trace_header: str | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> SendResult:
+    async def send(self, payload: Sendable, **options: Unpack[EventOptions]) -> SendResult:
         """Put one event (see :meth:`EventBridgeTransport.send`)."""
-        return await self._send_entry(self._event_entry(payload, **_fields(locals())))
+        return await self._send_entry(EventEntry(payload, **options))
 
 
-def _fields(given: Mapping[str, Any]) -> dict[str, Any]:
-    """A send's keyword arguments, for :meth:`EventBus._event_entry`."""
-    return {name: value for name, value in given.items() if name not in ("self", "payload")}
+def _region(bus: str | None) -> str | None:
+    """The region in a bus ARN, if ``bus`` is one."""
+    return region_of("" if bus in (None, "default") else bus)
 
 
 def _check_keep(keep: Sequence[str]) -> None:

@@ -27,14 +27,13 @@ would need a payload per protocol. Publish one message for every protocol instea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Final
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from offload_core.aio.offloader import AsyncOffloader
 from offload_core.aio.transport import AsyncTransportBase
 from offload_core.aws.arn import region_of
 from offload_core.errors import IncompatibleOptionsError
-from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Payload, Sendable
 from offload_core.transport import Entry, TransportBase
 
@@ -43,10 +42,14 @@ from ._publish import (
     BatchEntry,
     BatchFailure,
     BatchResult,
+    MessageOptions,
     MessagePublisher,
     SendResult,
     _params,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "SNS_MAX_MESSAGE_SIZE",
@@ -54,6 +57,7 @@ __all__ = [
     "BatchEntry",
     "BatchFailure",
     "BatchResult",
+    "MessageOptions",
     "SendResult",
     "SnsTransport",
 ]
@@ -130,26 +134,15 @@ class SnsTransport(SnsTopic, TransportBase):
             client = boto3_client("sns", what="the SNS transport", region_name=region_of(topic_arn))
         super().__init__(topic_arn, offloader, client, max_message_size)
 
-    def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-        content_type: str | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> SendResult:
+    def send(self, payload: Sendable, **options: Unpack[MessageOptions]) -> SendResult:
         """Publish one payload; it is stored first if it does not fit the topic.
 
-        ``request`` holds further ``Publish`` parameters (``Subject``), passed to boto3 as they
-        are. If SNS refuses the message, a payload stored for it is removed again before the
-        error is raised.
+        ``options`` (:class:`MessageOptions`): ``attributes``, ``group_id``,
+        ``deduplication_id``, ``content_type``, and ``request``, further ``Publish``
+        parameters (``Subject``) passed to the client as they are. If SNS refuses the message,
+        a payload stored for it is removed again before the error is raised.
         """
-        entry = self._entry_for(
-            payload, attributes, content_type, group_id, deduplication_id, None, request
-        )
-        return self._send_entry(entry)
+        return self._send_entry(BatchEntry(payload, **options))
 
     #: SNS's own names for :meth:`send` and :meth:`send_batch`.
     publish = send
@@ -183,21 +176,9 @@ class AsyncSnsTransport(AsyncAwsTransport, SnsTopic, AsyncTransportBase):
         self._io = offloader.io
         self._clients = AsyncClients("sns", session, region_name=region_of(topic_arn) or None)
 
-    async def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-        content_type: str | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> SendResult:
+    async def send(self, payload: Sendable, **options: Unpack[MessageOptions]) -> SendResult:
         """Publish one payload (see :meth:`SnsTransport.send`)."""
-        entry = self._entry_for(
-            payload, attributes, content_type, group_id, deduplication_id, None, request
-        )
-        return await self._send_entry(entry)
+        return await self._send_entry(BatchEntry(payload, **options))
 
     publish = send
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, ClassVar, Final, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypedDict, TypeVar, cast
 
 from offload_core.aio.delivery import AsyncDelivery
 from offload_core.aio.offloader import AsyncOffloader
@@ -43,7 +43,6 @@ from offload_core.aws.trace import carrier_with_xray, xray_header
 from offload_core.delivery import Delivery, DeliveryCore
 from offload_core.errors import TransportError
 from offload_core.flow import resolved, run_sync
-from offload_core.message import AttributeLike
 from offload_core.offloader import Offloader, Sendable
 from offload_core.transport import Entry, TransportBase
 
@@ -54,9 +53,13 @@ from ._publish import (
     BatchFailure,
     BatchResult,
     MessagePublisher,
+    QueueMessageOptions,
     SendResult,
     failures,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "SQS_MAX_MESSAGE_SIZE",
@@ -65,6 +68,9 @@ __all__ = [
     "BatchEntry",
     "BatchFailure",
     "BatchResult",
+    "QueueMessageOptions",
+    "QueueOptions",
+    "ReceiveOptions",
     "SendResult",
     "SqsMessage",
     "SqsTransport",
@@ -82,6 +88,26 @@ E = TypeVar("E", bound=Entry)
 
 
 M = TypeVar("M", bound="SqsMessageCore")
+
+
+class QueueOptions(TypedDict, total=False):
+    """How a transport uses its queue: ``delete_payload`` (on acknowledge, also delete the
+    payload, after the message; only for a queue that is the payload's sole consumer),
+    ``max_message_size`` (instead of reading the queue's ``MaximumMessageSize``, for consumers
+    without ``sqs:GetQueueAttributes``) and ``wait_seconds`` (the default long-polling wait)."""
+
+    delete_payload: bool
+    max_message_size: int | None
+    wait_seconds: int
+
+
+class ReceiveOptions(TypedDict, total=False):
+    """What a receive may set: the long-polling wait (default: the transport's), how long the
+    messages stay hidden, and further ``ReceiveMessage`` fields passed on as they are."""
+
+    wait_seconds: int | None
+    visibility_timeout: int | None
+    request: Mapping[str, Any] | None
 
 
 class SqsMessageCore(DeliveryCore):
@@ -200,9 +226,9 @@ class SqsQueue(MessagePublisher, Generic[M]):
         offloader: Offloader,
         client: Any,
         *,
-        delete_payload: bool,
-        max_message_size: int | None,
-        wait_seconds: int,
+        delete_payload: bool = False,
+        max_message_size: int | None = None,
+        wait_seconds: int = 20,
     ) -> None:
         super().__init__(queue_url, offloader, client, max_message_size)
         self.queue_url = queue_url
@@ -251,21 +277,18 @@ class SqsQueue(MessagePublisher, Generic[M]):
     # -- receiving (flows) ---------------------------------------------------------------------
 
     def _receive_params(
-        self,
-        max_messages: int,
-        wait_seconds: int | None,
-        visibility_timeout: int | None,
-        request: Mapping[str, Any] | None,
+        self, max_messages: int, **options: Unpack[ReceiveOptions]
     ) -> dict[str, Any]:
+        wait_seconds = options.get("wait_seconds")
         params: dict[str, Any] = {
             "MaxNumberOfMessages": max_messages,
             "WaitTimeSeconds": self.wait_seconds if wait_seconds is None else wait_seconds,
             "MessageAttributeNames": ["All"],
             "MessageSystemAttributeNames": ["All"],
         }
-        if visibility_timeout is not None:
-            params["VisibilityTimeout"] = visibility_timeout
-        params.update(request or {})
+        if options.get("visibility_timeout") is not None:
+            params["VisibilityTimeout"] = options["visibility_timeout"]
+        params.update(options.get("request") or {})
         return params
 
     async def _receive(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], list[M]]:
@@ -338,64 +361,32 @@ class SqsTransport(SqsQueue[SqsMessage], TransportBase):
         offloader: Offloader,
         *,
         client: Any = None,
-        delete_payload: bool = False,
-        max_message_size: int | None = None,
-        wait_seconds: int = 20,
+        **options: Unpack[QueueOptions],
     ) -> None:
         if client is None:
             client = boto3_client("sqs", what="the SQS transport", region_name=region_of(queue_url))
-        super().__init__(
-            queue_url,
-            offloader,
-            client,
-            delete_payload=delete_payload,
-            max_message_size=max_message_size,
-            wait_seconds=wait_seconds,
-        )
+        super().__init__(queue_url, offloader, client, **options)
 
-    def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-        delay_seconds: int | None = None,
-        content_type: str | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> SendResult:
+    def send(self, payload: Sendable, **options: Unpack[QueueMessageOptions]) -> SendResult:
         """Send one payload; it is stored first if it does not fit the queue.
 
-        ``request`` holds further ``SendMessage`` parameters (``MessageSystemAttributes``),
-        passed to boto3 as they are. If SQS refuses the message, a payload stored for it is
-        removed again before the error is raised.
+        ``options`` (:class:`QueueMessageOptions`): ``attributes``, ``group_id``,
+        ``deduplication_id``, ``delay_seconds``, ``content_type``, and ``request``, further
+        ``SendMessage`` parameters (``MessageSystemAttributes``) passed to the client as they
+        are. If SQS refuses the message, a payload stored for it is removed again before the
+        error is raised.
         """
-        return self._send_entry(
-            self._entry_for(
-                payload,
-                attributes,
-                content_type,
-                group_id,
-                deduplication_id,
-                delay_seconds,
-                request,
-            )
-        )
+        return self._send_entry(BatchEntry(payload, **options))
 
     def receive(
-        self,
-        max_messages: int = 10,
-        *,
-        wait_seconds: int | None = None,
-        visibility_timeout: int | None = None,
-        request: Mapping[str, Any] | None = None,
+        self, max_messages: int = 10, **options: Unpack[ReceiveOptions]
     ) -> list[SqsMessage]:
         """Up to ``max_messages`` messages, long polling ``wait_seconds`` (default: the
-        transport's). Every message attribute is requested, so every pointer dialect is
-        recognised. Payloads are fetched only when asked for."""
-        params = self._receive_params(max_messages, wait_seconds, visibility_timeout, request)
+        transport's); ``visibility_timeout`` and further ``request`` fields as the client takes
+        them (:class:`ReceiveOptions`). Every message attribute is requested, so every pointer
+        dialect is recognised. Payloads are fetched only when asked for."""
         with translated("SQS", "ReceiveMessage", self.queue_url):
-            return run_sync(self._receive(params))[1]
+            return run_sync(self._receive(self._receive_params(max_messages, **options)))[1]
 
     def acknowledge(
         self, messages: Iterable[SqsMessage], *, force: bool = False
@@ -430,52 +421,24 @@ class AsyncSqsTransport(AsyncAwsTransport, SqsQueue[AsyncSqsMessage], AsyncTrans
         *,
         client: Any = None,
         session: Any = None,
-        delete_payload: bool = False,
-        max_message_size: int | None = None,
-        wait_seconds: int = 20,
+        **options: Unpack[QueueOptions],
     ) -> None:
-        super().__init__(
-            queue_url,
-            offloader.offloader,
-            client,
-            delete_payload=delete_payload,
-            max_message_size=max_message_size,
-            wait_seconds=wait_seconds,
-        )
+        super().__init__(queue_url, offloader.offloader, client, **options)
         self.async_offloader = offloader
         self._io = offloader.io
         self._clients = AsyncClients("sqs", session, region_name=region_of(queue_url) or None)
 
-    async def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        group_id: str | None = None,
-        deduplication_id: str | None = None,
-        delay_seconds: int | None = None,
-        content_type: str | None = None,
-        request: Mapping[str, Any] | None = None,
-    ) -> SendResult:
+    async def send(self, payload: Sendable, **options: Unpack[QueueMessageOptions]) -> SendResult:
         """Send one payload (see :meth:`SqsTransport.send`)."""
-        entry = self._entry_for(
-            payload, attributes, content_type, group_id, deduplication_id, delay_seconds, request
-        )
-        return await self._send_entry(entry)
+        return await self._send_entry(BatchEntry(payload, **options))
 
     async def receive(
-        self,
-        max_messages: int = 10,
-        *,
-        wait_seconds: int | None = None,
-        visibility_timeout: int | None = None,
-        request: Mapping[str, Any] | None = None,
+        self, max_messages: int = 10, **options: Unpack[ReceiveOptions]
     ) -> list[AsyncSqsMessage]:
         """Up to ``max_messages`` messages (see :meth:`SqsTransport.receive`)."""
         await self._connect()
-        params = self._receive_params(max_messages, wait_seconds, visibility_timeout, request)
         with translated("SQS", "ReceiveMessage", self.queue_url):
-            return (await self._receive(params))[1]
+            return (await self._receive(self._receive_params(max_messages, **options)))[1]
 
     async def acknowledge(
         self, messages: Iterable[AsyncSqsMessage], *, force: bool = False

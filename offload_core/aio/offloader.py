@@ -19,20 +19,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import IO, Any, BinaryIO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from offload_core.codecs import Frozen
 from offload_core.errors import OffloadError
 from offload_core.flow import Sink, StoreIO
-from offload_core.message import AttributeLike, OutgoingMessage
-from offload_core.offloader import Offloader, Received, Sendable
+from offload_core.message import OutgoingMessage
+from offload_core.offloader import Offloader, PrepareOptions, Received, Sendable
 from offload_core.pipeline import CHUNK_SIZE, VerifyingReader, read_all
 from offload_core.pointer import Pointer
-from offload_core.policy import Limits
 from offload_core.publishing import OutcomeRule, is_outcome_unknown
 from offload_core.store import Store
 
 from .store import AsyncSource, AsyncStore, async_face, finish
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["FEED_WINDOW", "AsyncOffloader", "AsyncPayloadStream", "Opening"]
 
@@ -315,33 +317,23 @@ class AsyncOffloader:
     # -- publishing ----------------------------------------------------------------------------
 
     async def prepare(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        limits: Limits | None = None,
-        content_type: str | None = None,
-        key: str | None = None,
+        self, payload: Sendable, **options: Unpack[PrepareOptions]
     ) -> OutgoingMessage:
-        """As :meth:`Offloader.prepare <offload_core.offloader.Offloader.prepare>`."""
-        offloader = self.offloader
-        return await offloader.prepare_flow(payload, attributes, limits, content_type, key, self.io)
+        """As :meth:`Offloader.prepare <offload_core.offloader.Offloader.prepare>`
+        (``options``: :class:`~offload_core.offloader.PrepareOptions`)."""
+        return await self.offloader.prepare_flow(payload, self.io, **options)
 
     async def publish(
         self,
         payload: Sendable,
         send: Callable[[OutgoingMessage], Awaitable[T]],
         *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        limits: Limits | None = None,
-        content_type: str | None = None,
         outcome_unknown: OutcomeRule = is_outcome_unknown,
+        **options: Unpack[PrepareOptions],
     ) -> T:
         """:meth:`prepare`, then ``await send(message)``; a payload stored for a send that
         raises is removed again unless ``outcome_unknown`` (a cancelled send: unknown, kept)."""
-        message = await self.prepare(
-            payload, attributes=attributes, limits=limits, content_type=content_type
-        )
+        message = await self.prepare(payload, **options)
         return await self.offloader.send_flow(message, send, outcome_unknown, self.io)
 
     async def store_payload(

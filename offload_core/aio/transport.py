@@ -3,12 +3,14 @@ flows, awaited on the caller's loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeVar
 
-from offload_core.message import AttributeLike
 from offload_core.offloader import Sendable
-from offload_core.transport import BatchResult, Entry, SendResult, TransportCore
+from offload_core.transport import BatchResult, Entry, SendOptions, SendResult, TransportCore
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncTransportBase"]
 
@@ -36,17 +38,11 @@ class AsyncTransportBase(TransportCore):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def send(
-        self,
-        payload: Sendable,
-        *,
-        attributes: Mapping[str, AttributeLike] | None = None,
-        content_type: str | None = None,
-    ) -> SendResult:
+    async def send(self, payload: Sendable, **options: Unpack[SendOptions]) -> SendResult:
         """Send one payload; it is stored first if it does not fit. A send that fails, or is
         cancelled before the payload is stored, leaves no payload; a send cancelled while the
         message is on its way keeps it (the message may have been sent)."""
-        return await self._send_entry(Entry(payload, attributes, content_type=content_type))
+        return await self._send_entry(Entry(payload, **options))
 
     async def _send_entry(self, entry: Entry) -> SendResult:
         await self._connect()
