@@ -1,17 +1,18 @@
-"""One event loop on a daemon thread for the S3 store's requests on a boto3 client, and the call
-that waits for a coroutine on a loop from another thread (fsspec's I/O loop, for s3fs)."""
+"""One event loop on a daemon thread for the S3 store's requests on a boto3 client, and the calls
+that wait for a coroutine on a loop from another thread (fsspec's I/O loop, for s3fs): how the
+store's synchronous face drives the coroutines its asynchronous face awaits."""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["io_loop", "sync"]
+__all__ = ["io_loop", "run", "sync"]
 
 T = TypeVar("T")
 
@@ -44,10 +45,8 @@ def io_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-def sync(
-    loop: asyncio.AbstractEventLoop, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any
-) -> T:
-    """``await fn(*args, **kw)`` on ``loop``, from a thread that is not the loop's own."""
+def run(loop: asyncio.AbstractEventLoop, flow: Coroutine[Any, Any, T]) -> T:
+    """``await flow`` on ``loop``, from a thread that is not the loop's own."""
     import asyncio
 
     try:
@@ -55,9 +54,17 @@ def sync(
     except RuntimeError:
         running = None
     if running is loop:
-        raise RuntimeError("sync() called from the loop's own thread would wait forever")
+        flow.close()
+        raise RuntimeError("a coroutine run from its loop's own thread would wait forever")
+    return asyncio.run_coroutine_threadsafe(flow, loop).result()
 
-    async def run() -> T:
+
+def sync(
+    loop: asyncio.AbstractEventLoop, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any
+) -> T:
+    """``await fn(*args, **kw)`` on ``loop``, from a thread that is not the loop's own."""
+
+    async def call() -> T:
         return await fn(*args, **kw)
 
-    return asyncio.run_coroutine_threadsafe(run(), loop).result()
+    return run(loop, call())

@@ -1,12 +1,12 @@
 """The S3 store's requests on a boto3 client: what the store does without s3fs and aiohttp.
 
-:class:`~offload_backends.s3.S3Store` drives its uploads and downloads
-(:mod:`offload_backends._s3_io`) through one awaitable ``call(method, **params)`` on an event
-loop. Here that call runs the boto3 client's method on a bounded thread pool and is awaited on
-one I/O loop thread, so the same upload and download logic (parts, concurrency, resumed
-reads, checksums) runs on the client a Lambda runtime already has. Response bodies become
-awaitable too. The store's request options (encryption, ACL, expected owner) go to the
-operations whose input takes them, as s3fs's ``s3_additional_kwargs`` do.
+:class:`~offload_backends.s3.S3Store` sends every request through one awaitable
+``call(method, **params)`` on an event loop. Here that call runs the boto3 client's method on a
+bounded thread pool and is awaited on one I/O loop thread (the synchronous face) or the
+caller's loop (the asynchronous face), so the same upload and download logic (parts,
+concurrency, resumed reads, checksums) runs on the client a Lambda runtime already has.
+Response bodies become awaitable too. The store's request options (encryption, ACL, expected
+owner) go to the operations whose input takes them, as s3fs's ``s3_additional_kwargs`` do.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class Boto3Requests:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
-        """The loop the store's streams await their requests on (started on first use)."""
+        """The loop the synchronous face awaits its requests on (started on first use)."""
         self._check_process()
         return io_loop()
 
@@ -125,11 +125,6 @@ class Boto3Requests:
                 if isinstance(response, Mapping) and "Body" in response:
                     response["Body"].close()
             raise
-
-    def request(self, method: str, **params: Any) -> Any:
-        """One request, made on the calling thread."""
-        self._check_process()
-        return self._run(method, params)
 
 
 def send_bodies_at_once(client: Any) -> None:

@@ -1,18 +1,21 @@
 """Streaming S3 uploads and downloads in bounded memory, on one awaitable request call.
 
-Both sides are file objects for the calling thread while the requests run on an event loop
-thread: ``call`` is s3fs's ``S3FileSystem._call_s3`` on fsspec's I/O loop (s3fs's retries,
-``requester_pays`` and ``s3_additional_kwargs`` then apply to every request) or a boto3 client's
-methods on a thread pool (:mod:`offload_backends._s3_boto3`):
+Each is written once, as coroutines on an event loop, and has two faces: an asynchronous one
+(:class:`Upload`, :class:`ObjectReader`) awaited on the caller's loop, and a synchronous one
+(:class:`MultipartWriter`, :class:`ObjectStream`), a file object for the calling thread that
+runs the same coroutines on an I/O loop thread, one hand-over per part or range, and keeps the
+CPU work (cutting parts, checksums) on the calling thread. ``call`` is s3fs's
+``S3FileSystem._call_s3`` (s3fs's retries, ``requester_pays`` and ``s3_additional_kwargs`` then
+apply to every request) or a boto3 client's methods on a thread pool
+(:mod:`offload_backends._s3_boto3`):
 
-* :class:`MultipartWriter` fills parts of ``part_size`` bytes and uploads each full one while the
-  next fills, at most ``concurrency`` at a time, so it holds at most ``concurrency + 1`` parts.
-  A payload of at most ``multipart_threshold`` bytes is held and sent as a single ``PutObject``
-  (one request instead of three or more; the threshold bounds what is held). Past it, the
-  multipart upload is created without stopping the writer: the parts wait on the event loop for
-  its id while the next ones fill. Nothing is visible in S3 until
-  :meth:`~MultipartWriter.commit`; :meth:`~MultipartWriter.abort` stops the part uploads and
-  aborts the multipart upload, once its creation has returned if it was on its way.
+* An upload fills parts of ``part_size`` bytes and uploads each full one while the next fills,
+  at most ``concurrency`` at a time, so it holds at most ``concurrency + 1`` parts. A payload
+  of at most ``multipart_threshold`` bytes is held and sent as a single ``PutObject`` (one
+  request instead of three or more; the threshold bounds what is held). Past it, the multipart
+  upload is created without stopping the writer: the parts wait on the event loop for its id
+  while the next ones fill. Nothing is visible in S3 until ``commit``; ``abort`` stops the part
+  uploads and aborts the multipart upload, once its creation has returned if it was on its way.
 * :class:`ObjectReader` reads one ``GetObject`` stream, prefetching two small blocks, or, with
   ``concurrency > 1`` and an object larger than a span, up to ``concurrency`` ranged requests
   at once. Either the store opens the first response (a whole-object ``GetObject``) and every
@@ -35,10 +38,11 @@ import io
 import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
+from offload_core.aio.store import finish
 from offload_core.aws.errors import error_status
 from offload_core.errors import (
     DigestMismatchError,
@@ -49,7 +53,7 @@ from offload_core.errors import (
 from offload_core.pipeline import is_frozen
 
 from ._errors import translate_fsspec_error
-from ._loop import sync
+from ._loop import run
 from ._s3_checksums import Digest, append, encode, expected_checksum, new_digest
 from ._s3_limits import MAX_PARTS, MIN_PART_SIZE, grown_part_size
 
@@ -59,6 +63,8 @@ __all__ = [
     "Call",
     "MultipartWriter",
     "ObjectReader",
+    "ObjectStream",
+    "Upload",
     "total_size",
 ]
 
@@ -70,6 +76,8 @@ STREAM_BLOCK = MiB
 
 #: ``S3FileSystem._call_s3``: ``await call("get_object", Bucket=..., Key=...)``.
 Call = Callable[..., Awaitable[Any]]
+#: A ``CreateMultipartUpload`` on its way: a task on the loop, or its future in another thread.
+Creating = asyncio.Future[str] | concurrent.futures.Future[str]
 
 
 #: Writes of immutable ``bytes`` at least this large are kept by reference rather than copied.
@@ -155,8 +163,9 @@ class _PartBody:
                 yield piece
 
 
-class MultipartWriter(io.RawIOBase):
-    """A write-only stream that becomes one S3 object when :meth:`commit` is called.
+class _Upload:
+    """What both faces of an upload share: the parts cut from the bytes written (on the
+    writer's side, with their checksums, no I/O) and the coroutines that send them.
 
     With ``grow``, parts past :data:`~offload_backends._s3_limits.GROW_AFTER` get larger (and
     fewer go at once, down to one), so that a stream of unknown length never runs out of parts.
@@ -165,7 +174,6 @@ class MultipartWriter(io.RawIOBase):
     def __init__(
         self,
         call: Call,
-        loop: asyncio.AbstractEventLoop,
         bucket: str,
         key: str,
         *,
@@ -180,9 +188,7 @@ class MultipartWriter(io.RawIOBase):
         params: Mapping[str, Any],
         grow: bool = False,
     ) -> None:
-        super().__init__()
         self._call = call
-        self._loop = loop
         self._target = {"Bucket": bucket, "Key": key}
         self._location = location
         self._part_size = part_size
@@ -203,18 +209,28 @@ class MultipartWriter(io.RawIOBase):
         self._part = _Part()
         #: The ``CreateMultipartUpload`` request and then its upload id, once the payload is past
         #: the threshold; ``None`` for a single ``PutObject`` and after the upload is completed.
-        self._creating: concurrent.futures.Future[str] | None = None
+        self._creating: Creating | None = None
         self._submitted = 0
-        self._pending: dict[concurrent.futures.Future[str], dict[str, Any]] = {}
+        #: Part uploads in flight (tasks on the loop), and their entries in the completion.
+        self._pending: dict[asyncio.Task[str], dict[str, Any]] = {}
         self._uploaded: list[dict[str, Any]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()  # touched only on the loop
+        #: Whether the request that makes the object visible succeeded for a caller cancelled
+        #: while it was on its way: an abort then removes the object.
+        self._written = False
         #: Bytes written so far.
         self.size = 0
 
-    def writable(self) -> bool:
-        return True
+    def _spawn(self, flow: Coroutine[Any, Any, str]) -> Creating:
+        """Start ``flow`` on the requests' loop (the running one) without waiting for it."""
+        return asyncio.ensure_future(flow)
 
-    def write(self, data: bytes | bytearray | memoryview, /) -> int:  # type: ignore[override]
+    # -- the writer's side: parts and checksums, no I/O ---------------------------------------
+
+    def _sends(self, data: bytes | bytearray | memoryview) -> Iterator[Coroutine[Any, Any, None]]:
+        """Cut ``data`` into parts: for each part it completes, in order, the coroutine that
+        sends it (its checksum computed here first). Past the threshold, the multipart upload is
+        created at once, and the writer goes on filling parts (a round trip saved) while the
+        request is on its way."""
         view = memoryview(data).cast("B")
         size = len(view)
         shared = size >= _SHARE_MIN and is_frozen(data)
@@ -223,26 +239,30 @@ class MultipartWriter(io.RawIOBase):
             self._part.add(view[:room], shared=shared)
             view = view[room:]
             if self._creating is None and self._held_size + self._part.size > self._threshold:
-                self._create()
+                self._creating = self._spawn(self._create_upload())
             if self._part.size >= self._part_size:
-                self._full(self._take())
+                part = self._take()
+                if self._creating is None:  # everything written may still fit one PutObject
+                    self._held.append(part)
+                    self._held_size += part.size
+                    continue
+                for entry, body in self._ready(part):
+                    yield self._send(entry, body)
         self.size += size
-        return size
 
-    def _full(self, part: _Part) -> None:
-        """Hold a full part while everything written still fits one ``PutObject``; past the
-        threshold, send it after the parts held so far."""
-        if self._creating is None:
-            self._held.append(part)
-            self._held_size += part.size
-            return
-        self._release_held()
-        self._send(part)
-
-    def _release_held(self) -> None:
+    def _ready(self, *parts: _Part) -> Iterator[tuple[dict[str, Any], _PartBody]]:
+        """The parts held so far and then ``parts``, numbered and checksummed: each one's entry
+        in the completion and its body."""
         held, self._held, self._held_size = self._held, [], 0
-        for part in held:
-            self._send(part)
+        for part in (*held, *parts):
+            if self._submitted >= MAX_PARTS:
+                raise StorageError(
+                    f"{self._location} would need more than {MAX_PARTS} parts of "
+                    f"{self._part_size} bytes; configure a larger part_size",
+                    location=self._location,
+                )
+            self._submitted += 1
+            yield {"PartNumber": self._submitted, **self._checksum(part)}, _PartBody(part)
 
     def _take(self) -> _Part:
         part, self._part = self._part, _Part()
@@ -266,105 +286,99 @@ class MultipartWriter(io.RawIOBase):
                 self._whole.update(piece)
         return {f"Checksum{self._algorithm}": encode(digest.digest())}
 
-    def _send(self, part: _Part) -> None:
-        """Queue one part for upload, first waiting until fewer than ``concurrency`` are in
-        flight (each waits for the upload id on the loop); a failed ``CreateMultipartUpload``
-        is raised here."""
-        creating = self._creating or self._create()
-        if creating.done():
-            creating.result()
-        if self._submitted >= MAX_PARTS:
-            raise StorageError(
-                f"{self._location} would need more than {MAX_PARTS} parts of {self._part_size} "
-                "bytes; configure a larger part_size",
-                location=self._location,
-            )
-        self._submitted += 1
-        entry: dict[str, Any] = {"PartNumber": self._submitted, **self._checksum(part)}
-        self._wait_until(self._concurrency - 1)
-        params = {**self._target, "Body": _PartBody(part), **entry}
-        future = asyncio.run_coroutine_threadsafe(self._upload_part(creating, params), self._loop)
-        self._pending[future] = entry
+    def _committing(self) -> Coroutine[Any, Any, None]:
+        """What makes the object visible, its checksums computed here: a ``PutObject`` of
+        everything written, or the last parts and ``CompleteMultipartUpload``."""
+        if self._creating is not None:
+            last = [self._take()] if self._part.size else []
+            return self._complete(list(self._ready(*last)))
+        body = _Part()
+        for part in (*self._held, self._take()):
+            body.pieces += part.pieces
+            body.size += part.size
+        self._held, self._held_size = [], 0
+        params: dict[str, Any] = {**self._target, **self._params, "Body": _PartBody(body)}
+        if self._algorithm is not None:
+            params["ChecksumAlgorithm"] = self._algorithm
+            params.update(self._checksum(body))
+        return self._conditional("put_object", params)
 
-    def _create(self) -> concurrent.futures.Future[str]:
-        """Send ``CreateMultipartUpload`` and return at once: the writer goes on filling parts
-        (a round trip saved) while the request is on its way."""
+    def _aborting(self) -> Coroutine[Any, Any, None] | None:
+        """Drop the bytes held; the coroutine that undoes what was sent, if anything was."""
+        self._part = _Part()
+        self._held, self._held_size = [], 0
+        creating, self._creating = self._creating, None
+        if creating is None and not self._pending and not self._written:
+            return None
+        return self._abort(creating)
+
+    # -- the requests: coroutines on the loop ---------------------------------------------------
+
+    async def _create_upload(self) -> str:
         params = {**self._target, **self._params}
         if self._algorithm is not None:
             kind = "FULL_OBJECT" if self._whole is not None else "COMPOSITE"
             params.update(ChecksumAlgorithm=self._algorithm, ChecksumType=kind)
-        self._creating = asyncio.run_coroutine_threadsafe(self._create_upload(params), self._loop)
-        return self._creating
-
-    async def _create_upload(self, params: dict[str, Any]) -> str:
         response = await self._call("create_multipart_upload", **params)
         return str(response["UploadId"])
 
-    async def _upload_part(
-        self, creating: concurrent.futures.Future[str], params: dict[str, Any]
-    ) -> str:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            # Shielded: a part cancelled by abort() leaves the creation to finish, so that the
-            # upload it makes can be aborted.
-            upload_id = await asyncio.shield(asyncio.wrap_future(creating))
-            response = await self._call("upload_part", UploadId=upload_id, **params)
-            return str(response["ETag"])
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+    async def _send(self, entry: dict[str, Any], body: _PartBody) -> None:
+        """Start one part's upload once fewer than ``concurrency`` are in flight (each waits for
+        the upload id); a failed ``CreateMultipartUpload``, or part, is raised here."""
+        creating = self._creating
+        assert creating is not None
+        if creating.done():
+            creating.result()
+        await self._wait_until(self._concurrency - 1)
+        task = asyncio.ensure_future(
+            self._upload_part(creating, {**self._target, "Body": body, **entry})
+        )
+        task.add_done_callback(_retrieved)
+        self._pending[task] = entry
 
-    def _wait_until(self, limit: int) -> None:
+    async def _upload_part(self, creating: Creating, params: dict[str, Any]) -> str:
+        # Shielded: a part cancelled by an abort leaves the creation to finish, so that the
+        # upload it makes can be aborted.
+        upload_id = await asyncio.shield(asyncio.wrap_future(creating))
+        response = await self._call("upload_part", UploadId=upload_id, **params)
+        return str(response["ETag"])
+
+    async def _wait_until(self, limit: int) -> None:
         """Collect finished part uploads until at most ``limit`` are in flight; the first
         failed part's error is raised."""
         while len(self._pending) > limit:
-            done, _ = concurrent.futures.wait(
-                self._pending, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            for future in done:
-                entry = self._pending.pop(future)
-                entry["ETag"] = future.result()
+            done, _ = await asyncio.wait(set(self._pending), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                entry = self._pending.pop(task)
+                entry["ETag"] = task.result()
                 self._uploaded.append(entry)
 
-    def commit(self) -> None:
-        """Make the object visible: ``PutObject``, or the last part and
-        ``CompleteMultipartUpload``. ``FileExistsError`` if exclusive and the key is taken."""
-        if self._creating is None:
-            body = _Part()
-            for part in (*self._held, self._take()):
-                body.pieces += part.pieces
-                body.size += part.size
-            self._held, self._held_size = [], 0
-            params: dict[str, Any] = {**self._target, **self._params, "Body": _PartBody(body)}
-            if self._algorithm is not None:
-                params["ChecksumAlgorithm"] = self._algorithm
-                params.update(self._checksum(body))
-            self._conditional("put_object", params)
-            return
-        self._release_held()
-        if self._part.size:
-            self._send(self._take())
-        self._wait_until(0)
+    async def _complete(self, last: list[tuple[dict[str, Any], _PartBody]]) -> None:
+        for entry, body in last:
+            await self._send(entry, body)
+        await self._wait_until(0)
         assert self._creating is not None
+        upload_id = await asyncio.shield(asyncio.wrap_future(self._creating))
         parts = sorted(self._uploaded, key=lambda entry: int(entry["PartNumber"]))
-        params = {
-            **self._target,
-            "UploadId": self._creating.result(),
-            "MultipartUpload": {"Parts": parts},
-        }
+        params = {**self._target, "UploadId": upload_id, "MultipartUpload": {"Parts": parts}}
         if self._whole is not None and self._algorithm is not None:
             params["ChecksumType"] = "FULL_OBJECT"
             params[f"Checksum{self._algorithm}"] = encode(self._whole.digest())
-        self._conditional("complete_multipart_upload", params)
+        await self._conditional("complete_multipart_upload", params)
         self._creating = None
 
-    def _conditional(self, method: str, params: dict[str, Any]) -> None:
+    async def _conditional(self, method: str, params: dict[str, Any]) -> None:
+        """The request that makes the object visible, sent to its end even if the caller is
+        cancelled meanwhile (so that the outcome is known; an abort then removes the object).
+        ``FileExistsError`` if exclusive and the key is taken."""
         if self._exclusive:
             params["IfNoneMatch"] = "*"
+        request = asyncio.ensure_future(self._call(method, **params))
         try:
-            sync(self._loop, self._call, method, **params)
+            await finish(request)
+        except asyncio.CancelledError:
+            self._written = not request.cancelled() and request.exception() is None
+            raise
         except FileExistsError:
             raise
         except Exception as exc:
@@ -374,42 +388,96 @@ class MultipartWriter(io.RawIOBase):
                 ) from exc
             raise
 
-    def abort(self) -> None:
-        """Stop the part uploads and abort the multipart upload, after its creation has
-        returned if it is on its way; best effort, never raises."""
-        self._part = _Part()
-        self._held, self._held_size = [], 0
-        creating, self._creating = self._creating, None
-        if creating is None:
-            return
-        try:
-            sync(self._loop, self._abort, creating)
-        except Exception as exc:
-            upload_id = "(being created)"
-            with suppress(BaseException):
-                upload_id = creating.result(timeout=0)
-            log.warning(
-                "could not abort multipart upload %s of %s: %s (a bucket lifecycle rule with "
-                "AbortIncompleteMultipartUpload removes it later)",
-                upload_id,
-                self._location,
-                exc,
-            )
-        finally:
-            self._pending.clear()
-
-    async def _abort(self, creating: concurrent.futures.Future[str]) -> None:
-        # Parts queued before this coroutine have registered their tasks by now: the loop runs
-        # callbacks in the order they were scheduled.
-        tasks = list(self._tasks)
+    async def _abort(self, creating: Creating | None) -> None:
+        """Stop the part uploads, then abort the multipart upload once its creation has
+        returned, or remove the object a cancelled commit made; best effort, never raises."""
+        tasks = list(self._pending)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._pending.clear()
         try:
-            upload_id = await asyncio.shield(asyncio.wrap_future(creating))
-        except Exception:
-            return  # no upload was created
-        await self._call("abort_multipart_upload", **self._target, UploadId=upload_id)
+            if self._written:
+                await self._call("delete_object", **self._target)
+            elif creating is not None:
+                try:
+                    upload_id = await asyncio.shield(asyncio.wrap_future(creating))
+                except Exception:
+                    return  # no upload was created
+                await self._call("abort_multipart_upload", **self._target, UploadId=upload_id)
+        except Exception as exc:
+            log.warning(
+                "could not undo the failed write of %s: %s (%s)",
+                self._location,
+                exc,
+                "the object was written as its writer was cancelled"
+                if self._written
+                else "a bucket lifecycle rule with AbortIncompleteMultipartUpload removes the "
+                "incomplete upload later",
+            )
+
+
+class Upload(_Upload):
+    """An upload awaited on the running loop: :meth:`write` as the bytes come, then
+    :meth:`commit` (the object appears) or :meth:`abort`."""
+
+    async def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        for sending in self._sends(data):
+            await sending
+        return memoryview(data).nbytes
+
+    async def commit(self) -> None:
+        """Make the object visible: ``PutObject``, or the last parts and
+        ``CompleteMultipartUpload``. ``FileExistsError`` if exclusive and the key is taken."""
+        await self._committing()
+
+    async def abort(self) -> None:
+        """Stop the part uploads and abort the multipart upload (after its creation has
+        returned, if it was on its way), to the end even if the caller is cancelled meanwhile;
+        best effort, raises nothing but that cancellation."""
+        aborting = self._aborting()
+        if aborting is not None:
+            await finish(asyncio.ensure_future(aborting))
+
+
+class MultipartWriter(_Upload, io.RawIOBase):
+    """An upload as a write-only stream for the calling thread, which cuts the parts and
+    computes their checksums; the requests run on ``loop``. The object appears when
+    :meth:`commit` is called."""
+
+    def __init__(
+        self, call: Call, loop: asyncio.AbstractEventLoop, bucket: str, key: str, **options: Any
+    ) -> None:
+        io.RawIOBase.__init__(self)
+        _Upload.__init__(self, call, bucket, key, **options)
+        self._loop = loop
+
+    def _spawn(self, flow: Coroutine[Any, Any, str]) -> Creating:
+        return asyncio.run_coroutine_threadsafe(flow, self._loop)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:  # type: ignore[override]
+        for sending in self._sends(data):
+            run(self._loop, sending)
+        return memoryview(data).nbytes
+
+    def commit(self) -> None:
+        """As :meth:`Upload.commit`."""
+        run(self._loop, self._committing())
+
+    def abort(self) -> None:
+        """As :meth:`Upload.abort`; never raises."""
+        aborting = self._aborting()
+        if aborting is not None:
+            run(self._loop, aborting)
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Mark a task's error as seen: whoever needs it takes it from the task, or a later one."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Truncated(Exception):
@@ -462,8 +530,9 @@ def total_size(response: Mapping[str, Any]) -> int:
     return int(response["ContentLength"])
 
 
-class ObjectReader(io.RawIOBase):
-    """A read-only stream of one S3 object.
+class ObjectReader:
+    """One S3 object's bytes, read on the running loop: the asynchronous face
+    (:class:`ObjectStream` is the synchronous one, on the same reader).
 
     ``size`` is the object's size. Given ``response``, the ``GetObject`` response that opened
     it (the whole object, or for a ranged read its first ``span`` bytes; :func:`total_size` of
@@ -472,19 +541,17 @@ class ObjectReader(io.RawIOBase):
     ``span`` bytes, ``concurrency`` at a time; otherwise the first response is read as one
     stream.
 
-    Without ``response`` (a read told the object's size, which must be ranged), the reader
-    sends its first ``concurrency`` ranges at once; :attr:`opened` is done when the first
-    range's response is in, with its error if it failed (the object is missing, or is not
-    ``size`` bytes: :class:`~offload_core.errors.SizeMismatchError`). The ranges sent before
-    that response could carry ``If-Match`` must answer with its ETag; a range that answers with
-    another raises :class:`~offload_core.errors.TransientStorageError`, as a failed ``If-Match``
-    does.
+    Without ``response`` (a read told the object's size, which must be ranged), :meth:`start`
+    sends the first ``concurrency`` ranges at once and returns when the first range's response
+    is in, raising its error if it failed (the object is missing, or is not ``size`` bytes:
+    :class:`~offload_core.errors.SizeMismatchError`). The ranges sent before that response
+    could carry ``If-Match`` must answer with its ETag; a range that answers with another
+    raises :class:`~offload_core.errors.TransientStorageError`, as a failed ``If-Match`` does.
     """
 
     def __init__(
         self,
         call: Call,
-        loop: asyncio.AbstractEventLoop,
         bucket: str,
         key: str,
         response: Mapping[str, Any] | None,
@@ -495,9 +562,7 @@ class ObjectReader(io.RawIOBase):
         concurrency: int,
         retries: int,
     ) -> None:
-        super().__init__()
         self._call = call
-        self._loop = loop
         self._target = {"Bucket": bucket, "Key": key}
         self._location = location
         #: The object's size.
@@ -505,114 +570,84 @@ class ObjectReader(io.RawIOBase):
         ranged = concurrency > 1 and self.size > span
         if response is None and not ranged:
             raise ValueError("only a ranged read opens its own first response")
-        self._span = span if ranged else STREAM_BLOCK
+        #: Bytes per range, or per block of a single stream.
+        self.span = span if ranged else STREAM_BLOCK
         self._ahead = concurrency if ranged else 2
         self._first = _Body(
             None if response is None else response["Body"],
-            until=self._span if ranged else self.size,
+            until=self.span if ranged else self.size,
         )
         self._shared = not ranged
         self._lock = asyncio.Lock()
         self._retries = retries
         #: Requests resumed after a mid-stream failure so far.
         self.resumed = 0
-        #: Done when the first response is in (at once when the store gave it), with the
-        #: error that response ended in, if any.
-        self.opened: concurrent.futures.Future[None] = concurrent.futures.Future()
-        #: Set on the loop when the first response is in, or failed: ranges sent before it wait
-        #: for it to compare ETags.
+        #: Set when the first response is in (at once when the store gave it) or has failed:
+        #: ranges sent before it wait for it to compare ETags.
         self._head = asyncio.Event()
-        self._head_failed = False
+        self._head_error: BaseException | None = None
         self._etag: str | None = None
         self._expected: tuple[str, str] | None = None
         self._digest: Digest | None = None
         if response is not None:
             self._learn(response)
         self._next = 0
-        self._queue: deque[concurrent.futures.Future[list[bytes]]] = deque()
+        self._queue: deque[asyncio.Task[list[bytes]]] = deque()
+        self._tasks: set[asyncio.Task[list[bytes]]] = set()
         self._blocks: deque[bytes] = deque()
         self._block = b""
         self._pos = 0
         self._delivered = 0
         self._done = False
         self._failure: BaseException | None = None
-        if response is None:
-            self._schedule()
 
     def _learn(self, response: Mapping[str, Any]) -> None:
         """Take the ETag and any full-object checksum of the first response."""
         self._etag = response.get("ETag")
         self._expected = expected_checksum(response)
         self._digest = new_digest(self._expected[0]) if self._expected else None
-        self.opened.set_result(None)
+        self._head.set()
 
-    def readable(self) -> bool:
-        return True
+    # -- the asynchronous face ------------------------------------------------------------------
 
-    # -- the calling thread --------------------------------------------------------------------
+    async def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (all the rest for a negative size), ``b""`` at the end."""
+        if size < 0:
+            chunks = []
+            while chunk := await self.read(self.span):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        while (data := self.take(size)) is None:
+            await self.fetch()
+        return data
 
-    def read(self, size: int | None = -1, /) -> bytes:
-        if size is None or size < 0:
-            return self.readall()
+    async def aclose(self) -> None:
+        """Stop reading: cancel the requests in flight and wait until they have ended (each
+        gives its connection back), even if the caller is cancelled meanwhile."""
+        await finish(asyncio.gather(*self.cancel(), return_exceptions=True))
+
+    # -- the reader's side: the bytes received, no I/O ------------------------------------------
+
+    def take(self, size: int) -> bytes | None:
+        """Up to ``size`` of the bytes received (``b""`` at the end), or ``None`` when
+        :meth:`fetch` must receive more first. They are counted and checksummed here."""
+        if self._failure is not None:
+            raise self._failure
         if self._pos >= len(self._block):
-            if size == 0:
+            if size == 0 or self._done:
                 return b""
-            self._block, self._pos = self._next_block(), 0
+            if not self._blocks:
+                return None
+            self._block, self._pos = self._blocks.popleft(), 0
+            self._delivered += len(self._block)
+            if self._digest is not None:
+                self._digest.update(self._block)
         if self._pos == 0 and size >= len(self._block):
             block, self._block = self._block, b""
             return block
         out = self._block[self._pos : self._pos + size]
         self._pos += len(out)
         return out
-
-    def readall(self) -> bytes:
-        chunks = []
-        while chunk := self.read(self._span):
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def readinto(self, buffer: bytearray | memoryview, /) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def _schedule(self) -> None:
-        while len(self._queue) < self._ahead and self._next < self.size:
-            start, end = self._next, min(self._next + self._span, self.size)
-            self._next = end
-            coro = self._read_shared(start, end) if self._shared else self._read_range(start, end)
-            self._queue.append(asyncio.run_coroutine_threadsafe(coro, self._loop))
-
-    def _next_block(self) -> bytes:
-        if self._failure is not None:
-            raise self._failure
-        if not self._blocks:
-            self._schedule()
-            if not self._queue:
-                self._finish()
-                return b""
-            future = self._queue.popleft()
-            try:
-                blocks = future.result()
-            except BaseException as exc:
-                # Nothing after a failed range is handed over: stop the requests in flight.
-                self._cancel()
-                self._failure = (
-                    exc
-                    if isinstance(exc, Exception)
-                    else TransientStorageError(
-                        f"reading {self._location} was interrupted", location=self._location
-                    )
-                )
-                raise
-            self._schedule()
-            self._blocks.extend(blocks)
-        data = self._blocks.popleft()
-        self._delivered += len(data)
-        if self._digest is not None:
-            self._digest.update(data)
-        return data
 
     def _finish(self) -> None:
         """At the end: the size announced and the full-object checksum, if any, must match."""
@@ -637,25 +672,65 @@ class ObjectReader(io.RawIOBase):
             self._failure = failure
             raise failure
 
-    def _cancel(self) -> None:
-        """Cancel the requests in flight; each closes its response body (and so gives back its
-        connection) as it ends."""
-        for future in self._queue:
-            future.cancel()
+    # -- the event loop -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Send the first ranges; return once the first has answered, raising its error."""
+        self._schedule()
+        await self._head.wait()
+        if self._head_error is not None:
+            raise self._head_error
+
+    async def fetch(self) -> None:
+        """Receive the next range's blocks, and send the ranges after it; at the end, check
+        the object's size and checksum."""
+        if self._failure is not None:
+            raise self._failure
+        self._schedule()
+        if not self._queue:
+            self._finish()
+            return
+        request = self._queue.popleft()
+        try:
+            blocks = await request
+        except BaseException as exc:
+            # Nothing after a failed range is handed over: stop the requests in flight.
+            self.cancel()
+            self._failure = (
+                exc
+                if isinstance(exc, Exception)
+                else TransientStorageError(
+                    f"reading {self._location} was interrupted", location=self._location
+                )
+            )
+            raise
+        self._schedule()
+        self._blocks.extend(blocks)
+
+    def _schedule(self) -> None:
+        while len(self._queue) < self._ahead and self._next < self.size:
+            start, end = self._next, min(self._next + self.span, self.size)
+            self._next = end
+            flow = self._read_shared(start, end) if self._shared else self._read_range(start, end)
+            request = asyncio.ensure_future(flow)
+            self._tasks.add(request)
+            request.add_done_callback(self._ended)
+            self._queue.append(request)
+
+    def _ended(self, request: asyncio.Task[list[bytes]]) -> None:
+        self._tasks.discard(request)
+        _retrieved(request)
+
+    def cancel(self) -> list[asyncio.Task[list[bytes]]]:
+        """Cancel the requests in flight, on the loop; each closes its response body (and so
+        gives back its connection) as it ends. They are returned, to wait for."""
+        requests = list(self._tasks)
+        for request in requests:
+            request.cancel()
         self._queue.clear()
         self._blocks.clear()
-        with suppress(RuntimeError):  # the loop is gone at interpreter exit
-            self._loop.call_soon_threadsafe(self._first.close)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            self._cancel()
-        finally:
-            super().close()
-
-    # -- the event loop ------------------------------------------------------------------------
+        self._first.close()
+        return requests
 
     async def _read_shared(self, start: int, end: int) -> list[bytes]:
         async with self._lock:  # one stream, read in order: asyncio.Lock wakes waiters in FIFO
@@ -664,7 +739,7 @@ class ObjectReader(io.RawIOBase):
     async def _read_range(self, start: int, end: int) -> list[bytes]:
         body = self._first if start == 0 else _Body(None, until=end)
         try:
-            if start == 0 and not self.opened.done():
+            if start == 0 and not self._head.is_set():
                 body.open(await self._open(end))
             return await self._fill(start, end, body)
         finally:
@@ -684,11 +759,7 @@ class ObjectReader(io.RawIOBase):
                 raise SizeMismatchError(expected=self.size, actual=total, location=self._location)
             self._learn(response)
         except BaseException as exc:
-            self._head_failed = True
-            if isinstance(exc, asyncio.CancelledError):
-                self.opened.cancel()
-            else:
-                self.opened.set_exception(exc)
+            self._head_error = exc
             raise
         finally:
             self._head.set()
@@ -701,7 +772,7 @@ class ObjectReader(io.RawIOBase):
         where replicas lag (a Multi-Region Access Point), it may have reached one that did not
         have the object yet."""
         params: dict[str, Any] = {**self._target, "Range": f"bytes={start}-{until - 1}"}
-        known = self.opened.done()
+        known = self._head.is_set()
         if known and self._etag:
             params["IfMatch"] = self._etag
         try:
@@ -710,13 +781,13 @@ class ObjectReader(io.RawIOBase):
             if known:
                 raise
             await self._head.wait()
-            if self._head_failed:
+            if self._head_error is not None:
                 raise
             return await self._reopen(start, until)
         try:
             if not known:
                 await self._head.wait()
-                if self._head_failed:
+                if self._head_error is not None:
                     raise StorageError(
                         f"{self._location} could not be opened", location=self._location
                     )
@@ -787,3 +858,46 @@ class ObjectReader(io.RawIOBase):
             self._retries,
         )
         await asyncio.sleep(min(0.05 * 2 ** (self.resumed - 1), 2.0))
+
+
+class ObjectStream(io.RawIOBase):
+    """An :class:`ObjectReader` as a read-only stream for the calling thread: its requests run
+    on ``loop``, handed over a range at a time, and its bytes are checked on this thread."""
+
+    def __init__(self, reader: ObjectReader, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._reader = reader
+        self._loop = loop
+        #: The object's size.
+        self.size = reader.size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        while (data := self._reader.take(size)) is None:
+            run(self._loop, self._reader.fetch())
+        return data
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(self._reader.span):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            with suppress(RuntimeError):  # the loop is gone at interpreter exit
+                self._loop.call_soon_threadsafe(self._reader.cancel)
+        finally:
+            super().close()

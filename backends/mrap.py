@@ -9,8 +9,9 @@ signs them with SigV4A, which needs ``awscrt``: the store refuses to start witho
 An MRAP sends each request to the nearest bucket behind it, and those buckets replicate
 asynchronously, so a subscriber in another region can ask for a payload before it has arrived
 there. Reads and ``info`` that find nothing are retried for ``replication_wait`` seconds before
-:class:`~offload_core.errors.PayloadNotFoundError` is raised. Exclusive writes are checked by
-the bucket the write reaches only, not across regions.
+:class:`~offload_core.errors.PayloadNotFoundError` is raised, on either face of the store (its
+asynchronous face, :meth:`~offload_backends.s3.S3Store.async_store`, waits on the caller's
+loop). Exclusive writes are checked by the bucket the write reaches only, not across regions.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError
@@ -32,7 +33,10 @@ from offload_core.errors import (
 )
 
 from ._errors import translate_fsspec_error
-from .s3 import S3Store
+from .s3 import Requests, S3Store
+
+if TYPE_CHECKING:
+    from ._s3_io import ObjectReader
 
 __all__ = ["MrapStore", "require_sigv4a"]
 
@@ -86,16 +90,18 @@ class MrapStore(S3Store):
     def _serves_mrap(cls) -> bool:
         return True
 
-    def _get(self, object_key: str, **params: Any) -> Any:
-        return self._wait_for_replica(partial(super()._get, **params), object_key)
+    async def _get(self, io: Requests, object_key: str, **params: Any) -> Any:
+        return await self._wait_for_replica(partial(super()._get, io, **params), object_key)
 
-    def _head(self, object_key: str) -> Any:
-        return self._wait_for_replica(super()._head, object_key)
+    async def _head(self, io: Requests, object_key: str) -> Any:
+        return await self._wait_for_replica(partial(super()._head, io), object_key)
 
-    def _open_ranges(self, object_key: str, **options: Any) -> BinaryIO:
+    async def _open_ranges(self, io: Requests, object_key: str, **options: Any) -> ObjectReader:
         # The ranges go out together; while the first one finds nothing, all of them are
         # cancelled and sent again after the pause.
-        return self._wait_for_replica(partial(super()._open_ranges, **options), object_key)
+        return await self._wait_for_replica(
+            partial(super()._open_ranges, io, **options), object_key
+        )
 
     def _lagging(self, exc: Exception, location: str) -> bool:
         mapped = translate_fsspec_error(exc, location)
@@ -103,16 +109,20 @@ class MrapStore(S3Store):
             return not isinstance(mapped, BucketNotFoundError)
         return self.wait_on_denied and isinstance(mapped, AccessDeniedError)
 
-    def _wait_for_replica(self, request: Callable[[str], T], object_key: str) -> T:
+    async def _wait_for_replica(self, request: Callable[[str], Awaitable[T]], object_key: str) -> T:
+        """``await request(object_key)``, sent again while the object is not found, for
+        ``replication_wait`` seconds (on either face: the pause is the loop's)."""
+        import asyncio
+
         location = f"s3://{self.bucket}/{object_key}"
         deadline = time.monotonic() + self.replication_wait
         delay = 0.1
         while True:
             try:
-                return request(object_key)
+                return await request(object_key)
             except Exception as exc:
                 if not self._lagging(exc, location) or time.monotonic() + delay > deadline:
                     raise
                 log.info("%s not found yet (replication lag?); retrying in %.1fs", location, delay)
-            time.sleep(delay)
+            await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)

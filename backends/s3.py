@@ -31,9 +31,9 @@ from __future__ import annotations
 import errno
 import importlib.util
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, suppress
-from typing import Any, BinaryIO, Literal, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, suppress
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, TypeVar, cast
 
 from offload_core.aws.arn import is_mrap_arn
 from offload_core.aws.errors import BucketNotFoundError, error_status
@@ -61,7 +61,16 @@ from ._s3_limits import (
     write_concurrency,
 )
 
-__all__ = ["BucketNotFoundError", "S3Store", "split_url"]
+if TYPE_CHECKING:
+    import asyncio
+
+    from offload_core.aio.store import AsyncSink, AsyncSource
+
+    from ._s3_io import ObjectReader, Upload
+
+__all__ = ["AsyncS3Store", "BucketNotFoundError", "S3Store", "split_url"]
+
+T = TypeVar("T")
 
 MiB = 1024 * 1024
 #: Reads without a size hint are split into ranges only for objects at least this large: their
@@ -277,9 +286,11 @@ class S3Store:
         if client is None and importlib.util.find_spec("s3fs") is not None:
             from s3fs import S3FileSystem
 
-            self.fs = S3FileSystem(
-                s3_additional_kwargs=extra, config_kwargs=config, **storage_options
-            )
+            # Kept for the asynchronous face's filesystem, made with the same options.
+            self._fs_options = {
+                "s3_additional_kwargs": extra, "config_kwargs": config, **storage_options
+            }  # fmt: skip
+            self.fs = S3FileSystem(**self._fs_options)
             self._io: Any = _S3fsRequests(self.fs)
         else:
             if client is not None and (storage_options or config_given):
@@ -317,30 +328,143 @@ class S3Store:
         validate_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    # -- requests ------------------------------------------------------------------------------
+    @property
+    def _root(self) -> str:
+        return f"{self.prefix}/" if self.prefix else ""
 
-    def _request(self, method: str, **params: Any) -> Any:
-        """One S3 request from this thread, with the store's request options."""
-        return self._io.request(method, Bucket=self.bucket, **params)
+    # -- the requests: coroutines on either face's request path --------------------------------
 
-    def _get(self, object_key: str, **params: Any) -> Any:
+    async def _get(self, io: Requests, object_key: str, **params: Any) -> Any:
         """The ``GetObject`` response (headers and an open body) that a read starts from."""
-        return self._request("get_object", Key=object_key, ChecksumMode="ENABLED", **params)
+        return await io.call(
+            "get_object", Bucket=self.bucket, Key=object_key, ChecksumMode="ENABLED", **params
+        )
 
-    def _head(self, object_key: str) -> Any:
-        return self._request("head_object", Key=object_key)
+    async def _head(self, io: Requests, object_key: str) -> Any:
+        return await io.call("head_object", Bucket=self.bucket, Key=object_key)
 
-    def _exists(self, object_key: str) -> bool:
-        """Whether the object is there; ``False`` for 403 too, which may hide either answer."""
+    async def _refuse_existing(self, io: Requests, object_key: str, location: str) -> None:
+        """``FileExistsError`` if the object is there, so that an exclusive write skips its
+        upload; a 403, which may hide either answer, leaves the check to S3 at commit."""
+        with translating(translate_fsspec_error, location):
+            try:
+                await io.call("head_object", Bucket=self.bucket, Key=object_key)
+            except Exception as exc:
+                if error_status(exc) in (403, 404):
+                    return
+                raise
+            raise FileExistsError(errno.EEXIST, "an object already exists", location)
+
+    def _upload_options(self) -> dict[str, Any]:
+        """How this store's uploads cut, send and check their parts."""
+        return {
+            "part_size": self.part_size,
+            "concurrency": self.concurrency,
+            "multipart_threshold": self.multipart_threshold,
+            "checksum_algorithm": self.checksum_algorithm,
+            "digest": self._digest,
+            "full_object": self.checksum_type == "FULL_OBJECT",
+            "grow": self._grow,
+        }
+
+    async def _open(self, io: Requests, key: str, size: int | None) -> ObjectReader:
+        """A reader of the object, opened as :meth:`open_read` (``size`` ``None``) or
+        :meth:`open_read_sized` describe."""
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise ValueError(f"size must be a non-negative int, not {size!r}")
+        from ._s3_io import total_size
+
+        object_key = self._object_key(key)
+        location = self.location(key)
+        with translating(translate_fsspec_error, location):
+            if size is not None:
+                span, concurrency = read_plan(size, self.read_concurrency)
+                if size > SINGLE_READ_MAX and concurrency > 1:
+                    return await self._open_ranges(
+                        io, object_key, location=location, size=size, span=span,
+                        concurrency=concurrency,
+                    )  # fmt: skip
+            response = await self._get(io, object_key)
+        if size is None:
+            size = int(response["ContentLength"])
+            span, concurrency = read_plan(size, self.read_concurrency)
+            if size < UNSIZED_RANGED_MIN:
+                concurrency = 1
+        elif (actual := total_size(response)) != size:
+            with suppress(Exception):
+                response["Body"].close()
+            raise SizeMismatchError(expected=size, actual=actual, location=location)
+        return self._reader(io, object_key, location, response, size, span, concurrency)
+
+    async def _open_ranges(
+        self, io: Requests, object_key: str, *, location: str, size: int, span: int,
+        concurrency: int,
+    ) -> ObjectReader:  # fmt: skip
+        """A reader of ``size`` bytes as ranges, ``concurrency`` of them sent at once, returned
+        once the first range's response is in (a missing object, or one of another size, raises
+        here); the others are then on their way."""
+        reader = self._reader(io, object_key, location, None, size, span, concurrency)
         try:
-            self._request("head_object", Key=object_key)
-        except Exception as exc:
-            if error_status(exc) in (403, 404):
-                return False
+            await reader.start()
+        except BaseException as exc:
+            await reader.aclose()
+            if isinstance(exc, Exception) and error_status(exc) == 416:
+                # A Range starting at 0 of an empty object.
+                raise SizeMismatchError(expected=size, actual=0, location=location) from exc
             raise
-        return True
+        return reader
 
-    # -- the Store protocol --------------------------------------------------------------------
+    def _reader(
+        self, io: Requests, object_key: str, location: str, response: Any, size: int, span: int,
+        concurrency: int,
+    ) -> ObjectReader:  # fmt: skip
+        """An :class:`~offload_backends._s3_io.ObjectReader` on ``io``, from a ``GetObject``
+        ``response`` or (``None``) sending its own ranges."""
+        from ._s3_io import ObjectReader
+
+        return ObjectReader(
+            io.call, self.bucket, object_key, response, location=location, size=size, span=span,
+            concurrency=concurrency, retries=self.read_retries,
+        )  # fmt: skip
+
+    async def _info(self, io: Requests, key: str) -> ObjectInfo:
+        object_key = self._object_key(key)
+        with translating(translate_fsspec_error, self.location(key)):
+            response = await self._head(io, object_key)
+        metadata = {str(k): str(v) for k, v in (response.get("Metadata") or {}).items()}
+        return ObjectInfo(
+            key, int(response["ContentLength"]), response.get("LastModified"), metadata
+        )
+
+    async def _delete(self, io: Requests, key: str) -> None:
+        object_key = self._object_key(key)
+        with translating(translate_fsspec_error, self.location(key)):
+            await io.call("delete_object", Bucket=self.bucket, Key=object_key)
+
+    async def _page(
+        self, io: Requests, params: dict[str, Any]
+    ) -> tuple[list[ObjectInfo], dict[str, Any] | None]:
+        """One ``ListObjectsV2`` page: its objects whose keys are valid store keys, and the
+        parameters of the next page (``None`` after the last)."""
+        with translating(translate_fsspec_error, self.url):
+            page = await io.call("list_objects_v2", Bucket=self.bucket, **params)
+        root = self._root
+        found = []
+        for item in page.get("Contents", ()):
+            name = str(item["Key"])
+            key = name[len(root) :]
+            if name.startswith(root) and key_problem(key) is None:
+                found.append(ObjectInfo(key, int(item["Size"]), item.get("LastModified"), None))
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            return found, None
+        return found, {**params, "ContinuationToken": token}
+
+    # -- the Store protocol: the synchronous face ----------------------------------------------
+
+    def _now(self, flow: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await flow(requests, *args)`` on this store's request path, from this thread."""
+        return sync(self._io.loop, flow, self._io, *args)
 
     def open_write(
         self, key: str, *, metadata: Mapping[str, str] | None = None, exclusive: bool = False
@@ -358,28 +482,14 @@ class S3Store:
     def _write(
         self, object_key: str, location: str, params: dict[str, Any], exclusive: bool
     ) -> Iterator[BinaryIO]:
-        if exclusive:
-            with translating(translate_fsspec_error, location):
-                if self._exists(object_key):
-                    raise FileExistsError(errno.EEXIST, "an object already exists", location)
         from ._s3_io import MultipartWriter
 
+        if exclusive:
+            self._now(self._refuse_existing, object_key, location)
         writer = MultipartWriter(
-            self._io.call,
-            self._io.loop,
-            self.bucket,
-            object_key,
-            location=location,
-            part_size=self.part_size,
-            concurrency=self.concurrency,
-            multipart_threshold=self.multipart_threshold,
-            checksum_algorithm=self.checksum_algorithm,
-            digest=self._digest,
-            full_object=self.checksum_type == "FULL_OBJECT",
-            exclusive=exclusive,
-            params=params,
-            grow=self._grow,
-        )
+            self._io.call, self._io.loop, self.bucket, object_key, location=location,
+            exclusive=exclusive, params=params, **self._upload_options(),
+        )  # fmt: skip
         stream = StoreStream(
             cast(BinaryIO, writer),
             location=location,
@@ -408,16 +518,7 @@ class S3Store:
         checksum of a single ``PutObject``). Objects of 16 MiB or more are read as ranges after
         the first one (unless ``read_concurrency`` is 1), each conditional on the first
         response's ETag."""
-        object_key = self._object_key(key)
-        location = self.location(key)
-        with translating(translate_fsspec_error, location):
-            response = self._get(object_key)
-        size = int(response["ContentLength"])
-        span, concurrency = read_plan(size, self.read_concurrency)
-        if size < UNSIZED_RANGED_MIN:
-            concurrency = 1
-        reader = self._object_reader(object_key, location, response, size, span, concurrency)
-        return self._stream(reader, location)
+        return self._reading(key, None)
 
     def open_read_sized(self, key: str, size: int) -> BinaryIO:
         """:meth:`open_read` of an object expected to be ``size`` bytes long (a size taken from
@@ -433,90 +534,26 @@ class S3Store:
         raises ``TransientStorageError`` rather than being spliced). Ranged responses carry no
         full-object checksum, so their bytes are checked by size only, and the caller checks
         its own digest (as the Offloader does when the pointer has one)."""
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValueError(f"size must be a non-negative int, not {size!r}")
-        object_key = self._object_key(key)
-        location = self.location(key)
-        span, concurrency = read_plan(size, self.read_concurrency)
-        with translating(translate_fsspec_error, location):
-            if size > SINGLE_READ_MAX and concurrency > 1:
-                return self._open_ranges(
-                    object_key, location=location, size=size, span=span, concurrency=concurrency
-                )
-            response = self._get(object_key)
-        from ._s3_io import total_size
+        return self._reading(key, size)
 
-        actual = total_size(response)
-        if actual != size:
-            with suppress(Exception):
-                response["Body"].close()
-            raise SizeMismatchError(expected=size, actual=actual, location=location)
-        reader = self._object_reader(object_key, location, response, size, span, concurrency)
-        return self._stream(reader, location)
+    def _reading(self, key: str, size: int | None) -> BinaryIO:
+        from ._s3_io import ObjectStream
 
-    def _open_ranges(
-        self, object_key: str, *, location: str, size: int, span: int, concurrency: int
-    ) -> BinaryIO:
-        """A reader of ``size`` bytes as ranges, ``concurrency`` of them sent at once, returned
-        once the first range's response is in (a missing object, or one of another size, raises
-        here); the others are then on their way."""
-        reader = self._object_reader(object_key, location, None, size, span, concurrency)
-        try:
-            reader.opened.result()
-        except BaseException as exc:
-            reader.close()
-            if isinstance(exc, Exception) and error_status(exc) == 416:
-                # A Range starting at 0 of an empty object.
-                raise SizeMismatchError(expected=size, actual=0, location=location) from exc
-            raise
-        return self._stream(reader, location)
-
-    def _object_reader(
-        self,
-        object_key: str,
-        location: str,
-        response: Any,
-        size: int,
-        span: int,
-        concurrency: int,
-    ) -> Any:
-        """An :class:`~offload_backends._s3_io.ObjectReader` on this store's requests, from a
-        ``GetObject`` ``response`` or (``None``) sending its own ranges."""
-        from ._s3_io import ObjectReader
-
-        return ObjectReader(
-            self._io.call,
-            self._io.loop,
-            self.bucket,
-            object_key,
-            response,
-            location=location,
-            size=size,
-            span=span,
-            concurrency=concurrency,
-            retries=self.read_retries,
-        )
-
-    def _stream(self, reader: Any, location: str) -> BinaryIO:
+        loop = self._io.loop
+        reader = sync(loop, self._open, self._io, key, size)
         return StoreStream(
-            cast(BinaryIO, reader), location=location, translate=translate_fsspec_error
+            cast(BinaryIO, ObjectStream(reader, loop)),
+            location=self.location(key),
+            translate=translate_fsspec_error,
         )
 
     def info(self, key: str) -> ObjectInfo:
-        object_key = self._object_key(key)
-        with translating(translate_fsspec_error, self.location(key)):
-            response = self._head(object_key)
-        metadata = {str(k): str(v) for k, v in (response.get("Metadata") or {}).items()}
-        return ObjectInfo(
-            key, int(response["ContentLength"]), response.get("LastModified"), metadata
-        )
+        return self._now(self._info, key)
 
     def delete(self, key: str) -> None:
         """Delete the object; S3 answers success for a missing key. A 403 is raised, never
         taken to mean the object is gone."""
-        object_key = self._object_key(key)
-        with translating(translate_fsspec_error, self.location(key)):
-            self._request("delete_object", Key=object_key)
+        self._now(self._delete, key)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Objects whose key starts with ``prefix``, from ``ListObjectsV2`` (needs
@@ -524,48 +561,220 @@ class S3Store:
         return self._list(prefix)
 
     def _list(self, prefix: str) -> Iterator[ObjectInfo]:
-        root = f"{self.prefix}/" if self.prefix else ""
-        params: dict[str, Any] = {"Prefix": root + prefix}
-        while True:
-            with translating(translate_fsspec_error, self.url):
-                page = self._request("list_objects_v2", **params)
-            for item in page.get("Contents", ()):
-                name = str(item["Key"])
-                key = name[len(root) :]
-                if name.startswith(root) and key_problem(key) is None:
-                    yield ObjectInfo(key, int(item["Size"]), item.get("LastModified"), None)
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
-            params["ContinuationToken"] = token
+        params: dict[str, Any] | None = {"Prefix": self._root + prefix}
+        while params is not None:
+            found, params = self._now(self._page, params)
+            yield from found
+
+    # -- the asynchronous face -----------------------------------------------------------------
+
+    def async_store(self) -> AsyncS3Store:
+        """This store's asynchronous face (:class:`AsyncS3Store`): the same requests and checks,
+        awaited on the caller's event loop."""
+        return AsyncS3Store(self)
+
+    def _async_requests(self) -> tuple[Requests, Any]:
+        """A request path for the running loop, and its s3fs filesystem (``None`` on a boto3
+        client, whose threads are the store's own)."""
+        if self.fs is None:
+            return self._io, None
+        from s3fs import S3FileSystem
+
+        options = {**self._fs_options, "asynchronous": True, "skip_instance_cache": True}
+        fs = S3FileSystem(**options)
+        return _S3fsRequests(fs), fs
+
+
+class Requests(Protocol):
+    """Where a store's requests go: s3fs's client, or a boto3 client on a thread pool."""
+
+    async def call(self, method: str, **params: Any) -> Any: ...
+
+
+class AsyncS3Store:
+    """The asynchronous face of an :class:`S3Store` (or :class:`~offload_backends.mrap.MrapStore`):
+    the same requests, uploads, reads, checks and errors, as coroutines on the caller's event
+    loop, with no thread in between.
+
+    With s3fs it sends requests through an :class:`s3fs.S3FileSystem` of its own
+    (``asynchronous=True``, the store's options and credentials), made on first use in the
+    running loop and released by :meth:`aclose`. It belongs to that loop: used from another
+    loop while that one is still open, the face raises ``RuntimeError`` (close it there first,
+    or take a face per loop); once that loop is closed, it makes a new client. On a boto3
+    client it awaits the store's own client and threads.
+    """
+
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+        self.url = store.url
+        #: The asynchronous s3fs filesystem requests go through, once made (``None`` before,
+        #: after :meth:`aclose`, and on a boto3 client).
+        self.fs: Any = None
+        self._io: Requests | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.store!r})"
+
+    def location(self, key: str) -> str:
+        return self.store.location(key)
+
+    def key_for(self, location: str) -> str | None:
+        return self.store.key_for(location)
+
+    def _owned(self) -> Requests | None:
+        """The request path made for the running loop, if any; ``RuntimeError`` if it is still
+        another (open) loop's."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._io is not None and self._loop is not loop:
+            assert self._loop is not None
+            if not self._loop.is_closed():
+                raise RuntimeError(
+                    f"{self!r} is in use on another event loop: aclose() it there first, or "
+                    "take a face per loop (store.async_store())"
+                )
+            self._io = self.fs = None  # its loop, and its connections with it, are gone
+        return self._io
+
+    def _requests(self) -> Requests:
+        import asyncio
+
+        io = self._owned()
+        if io is None:
+            io, self.fs = self.store._async_requests()
+            self._io, self._loop = io, asyncio.get_running_loop()
+        return io
+
+    async def client(self) -> Any:
+        """The aiobotocore client requests go through (``None`` on a boto3 client)."""
+        io = self._requests()
+        return await io.client(self.store.bucket) if isinstance(io, _S3fsRequests) else None
+
+    @asynccontextmanager
+    async def open_write(
+        self, key: str, *, metadata: Mapping[str, str] | None = None, exclusive: bool = False
+    ) -> AsyncIterator[AsyncSink]:
+        """As :meth:`S3Store.open_write`: the object appears when the block exits cleanly. An
+        error or a cancellation in the block, or while the parts go up, aborts the upload (to
+        the end, even while the task is being cancelled); an object that a cancelled commit
+        made anyway is removed."""
+        store = self.store
+        object_key = store._object_key(key)
+        location = store.location(key)
+        params = _metadata_params(metadata, location)
+        io = self._requests()
+        from ._s3_io import Upload
+
+        if exclusive:
+            await store._refuse_existing(io, object_key, location)
+        upload = Upload(
+            io.call, store.bucket, object_key, location=location, exclusive=exclusive,
+            params=params, **store._upload_options(),
+        )  # fmt: skip
+        try:
+            yield _Sink(upload, location)
+            with translating(translate_fsspec_error, location):
+                await upload.commit()
+        except BaseException:
+            await upload.abort()
+            raise
+
+    async def open_read(self, key: str, *, size: int | None = None) -> AsyncSource:
+        """As :meth:`S3Store.open_read`, or with ``size`` :meth:`S3Store.open_read_sized`.
+        Closing the source, or cancelling a read, cancels its requests in flight."""
+        reader = await self.store._open(self._requests(), key, size)
+        return _Source(reader, self.store.location(key))
+
+    async def info(self, key: str) -> ObjectInfo:
+        return await self.store._info(self._requests(), key)
+
+    async def delete(self, key: str) -> None:
+        await self.store._delete(self._requests(), key)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        params: dict[str, Any] | None = {"Prefix": self.store._root + prefix}
+        while params is not None:
+            found, params = await self.store._page(self._requests(), params)
+            for item in found:
+                yield item
+
+    async def aclose(self) -> None:
+        """Release the s3fs client and its connections (a later call makes a new one)."""
+        io = self._owned()
+        self._io = self.fs = None
+        if isinstance(io, _S3fsRequests):
+            await io.aclose()
+
+
+class _Sink:
+    """An upload as an :class:`~offload_core.aio.store.AsyncSink`, its errors offload's."""
+
+    def __init__(self, upload: Upload, location: str) -> None:
+        self._upload = upload
+        self._location = location
+
+    async def write(self, data: bytes | memoryview, /) -> int:
+        with translating(translate_fsspec_error, self._location):
+            return await self._upload.write(data)
+
+
+class _Source:
+    """A reader as an :class:`~offload_core.aio.store.AsyncSource`, its errors offload's."""
+
+    def __init__(self, reader: ObjectReader, location: str) -> None:
+        self._reader = reader
+        self._location = location
+        self._closed = False
+        self.size: int | None = reader.size
+
+    async def read(self, size: int = -1, /) -> bytes:
+        if self._closed:
+            raise ValueError("I/O operation on closed file")
+        with translating(translate_fsspec_error, self._location):
+            return await self._reader.read(size)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._reader.aclose()
 
 
 class _S3fsRequests:
-    """Requests through s3fs's client on fsspec's I/O loop (s3fs's retries and additional
-    kwargs apply), in the shape :class:`~offload_backends._s3_boto3.Boto3Requests` has. The
-    loop is asked for on every use: fsspec refuses it in a process forked after it started.
-    s3fs's client (made on first use, and again on a refresh) sends upload bodies without
-    waiting for ``100 Continue`` (:func:`~offload_backends._s3_boto3.send_bodies_at_once`).
+    """Requests through s3fs's client (s3fs's retries and additional kwargs apply), in the
+    shape :class:`~offload_backends._s3_boto3.Boto3Requests` has: on fsspec's I/O loop for the
+    synchronous face, on the caller's loop for an asynchronous filesystem. The loop is asked for
+    on every use: fsspec refuses it in a process forked after it started. s3fs's client (made on
+    first use, and again on a refresh) sends upload bodies without waiting for ``100 Continue``
+    (:func:`~offload_backends._s3_boto3.send_bodies_at_once`).
     """
 
     def __init__(self, fs: Any) -> None:
         self._fs = fs
         self._client: Any = None
 
-    async def call(self, method: str, **params: Any) -> Any:
+    async def client(self, bucket: str | None) -> Any:
+        """The client for ``bucket`` (one per region, if s3fs is so configured)."""
         await self._fs.set_session()
-        client = await self._fs.get_s3(params.get("Bucket"))  # one per region, if so configured
+        client = await self._fs.get_s3(bucket)
         if client is not self._client:
             send_bodies_at_once(client)
             self._client = client
+        return client
+
+    async def call(self, method: str, **params: Any) -> Any:
+        await self.client(params.get("Bucket"))
         return await self._fs._call_s3(method, **params)
 
     @property
     def loop(self) -> Any:
         return self._fs.loop
 
-    def request(self, method: str, **params: Any) -> Any:
-        return sync(self.loop, self.call, method, **params)
+    async def aclose(self) -> None:
+        """Close the client of an asynchronous filesystem, and its connections."""
+        creator = getattr(self._fs, "_s3creator", None)
+        if creator is not None:
+            await creator.__aexit__(None, None, None)
 
 
 def _request_options(
