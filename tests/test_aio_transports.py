@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import test_transport_conformance as sync_suite
-from sqs_support import new_queue, unique
+from sqs_support import new_queue
 
 from offload_core.aio import AsyncOffloader
 from offload_core.offloader import Offloader
@@ -18,7 +18,7 @@ from offload_core.testing.aio import BlockingTransport, LoopThread, blocking
 from offload_core.testing.aws import MotoServer
 from offload_core.testing.transports import Fault
 from offload_transports._aws import AsyncClients
-from offload_transports.eventbridge import LEGACY_MAX_ENTRY_SIZE, AsyncEventBridgeTransport
+from offload_transports.eventbridge import AsyncEventBridgeTransport
 from offload_transports.sns import AsyncSnsTransport
 from offload_transports.sqs import AsyncSqsTransport
 
@@ -68,22 +68,12 @@ class TestAsyncSnsTransport(sync_suite.TestSnsTransport):
 
     @pytest.fixture
     def transport(  # type: ignore[override]
-        self,
-        async_offloader: AsyncOffloader,
-        client: Any,
-        async_client: Any,
-        sqs: Any,
-        subscribed: str,
-        loop_thread: LoopThread,
-    ) -> Iterator[BlockingTransport]:
-        topic = client.create_topic(Name=unique("aio-conformance"))["TopicArn"]
-        sync_suite.subscribe(client, sqs, topic, subscribed, raw=False)
-        try:
-            yield blocking(
-                AsyncSnsTransport(topic, async_offloader, client=async_client), loop_thread
-            )
-        finally:
-            client.delete_topic(TopicArn=topic)
+        self, async_offloader: AsyncOffloader, client: Any, async_client: Any, sqs: Any,
+        subscribed: str, loop_thread: LoopThread,
+    ) -> Iterator[BlockingTransport]:  # fmt: skip
+        with sync_suite.topic_to(client, sqs, subscribed) as topic:
+            sns = AsyncSnsTransport(topic, async_offloader, client=async_client)
+            yield blocking(sns, loop_thread)
 
     @pytest.fixture
     def fault(self, async_client: Any) -> Callable[[Fault], Any]:  # type: ignore[override]
@@ -95,34 +85,14 @@ class TestAsyncEventBridgeTransport(sync_suite.TestEventBridgeTransport):
 
     @pytest.fixture
     def transport(  # type: ignore[override]
-        self,
-        async_offloader: AsyncOffloader,
-        client: Any,
-        async_client: Any,
-        sqs: Any,
-        target: str,
-        loop_thread: LoopThread,
-    ) -> Iterator[BlockingTransport]:
-        bus = unique("aio-conformance")
-        client.create_event_bus(Name=bus)
-        sync_suite.route(client, sqs, bus, {"source": [sync_suite.SOURCE]}, target)
-        try:
-            yield blocking(
-                AsyncEventBridgeTransport(
-                    bus,
-                    async_offloader,
-                    client=async_client,
-                    max_entry_size=LEGACY_MAX_ENTRY_SIZE,
-                    source=sync_suite.SOURCE,
-                    detail_type=sync_suite.DETAIL_TYPE,
-                ),
-                loop_thread,
+        self, async_offloader: AsyncOffloader, client: Any, async_client: Any, sqs: Any,
+        target: str, loop_thread: LoopThread,
+    ) -> Iterator[BlockingTransport]:  # fmt: skip
+        with sync_suite.bus_to(client, sqs, target) as bus:
+            events = AsyncEventBridgeTransport(
+                bus, async_offloader, client=async_client, **sync_suite.BUS
             )
-        finally:
-            for rule in client.list_rules(EventBusName=bus)["Rules"]:
-                client.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=["queue"])
-                client.delete_rule(Name=rule["Name"], EventBusName=bus)
-            client.delete_event_bus(Name=bus)
+            yield blocking(events, loop_thread)
 
     @pytest.fixture
     def fault(self, async_client: Any) -> Callable[[Fault], Any]:  # type: ignore[override]

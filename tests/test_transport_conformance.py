@@ -27,7 +27,7 @@ from offload_core.offloader import Offloader
 from offload_core.testing.aws import MotoServer
 from offload_core.testing.transports import Fault, TransportConformance
 from offload_transports.aws_lambda import records
-from offload_transports.eventbridge import LEGACY_MAX_ENTRY_SIZE, EventBridgeTransport
+from offload_transports.eventbridge import LEGACY_MAX_ENTRY_SIZE, BusOptions, EventBridgeTransport
 from offload_transports.sns import SnsTransport
 from offload_transports.sqs import SqsTransport, to_boto_attributes
 
@@ -36,6 +36,12 @@ NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 BIG_QUEUE = {"MaximumMessageSize": "1048576"}
 SOURCE, DETAIL_TYPE = "offload.conformance", "Payload"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:by-name"
+#: The suite's bus: the older entry limit, and the suite's source and detail type.
+BUS: BusOptions = {
+    "max_entry_size": LEGACY_MAX_ENTRY_SIZE,
+    "source": SOURCE,
+    "detail_type": DETAIL_TYPE,
+}
 
 
 def faulting(client: Any, operations: Sequence[str]) -> Callable[[Fault], Any]:
@@ -57,6 +63,32 @@ def faulting(client: Any, operations: Sequence[str]) -> Callable[[Fault], Any]:
             faults.clear()
 
     return inject
+
+
+@contextlib.contextmanager
+def topic_to(client: Any, sqs: Any, queue: str) -> Iterator[str]:
+    """A fresh topic whose messages reach ``queue`` in their SNS envelope; deleted after."""
+    topic = client.create_topic(Name=unique("conformance"))["TopicArn"]
+    subscribe(client, sqs, topic, queue, raw=False)
+    try:
+        yield topic
+    finally:
+        client.delete_topic(TopicArn=topic)
+
+
+@contextlib.contextmanager
+def bus_to(client: Any, sqs: Any, queue: str) -> Iterator[str]:
+    """A fresh event bus whose rule sends the suite's events to ``queue``; deleted after."""
+    bus = unique("conformance")
+    client.create_event_bus(Name=bus)
+    route(client, sqs, bus, {"source": [SOURCE]}, queue)
+    try:
+        yield bus
+    finally:
+        for rule in client.list_rules(EventBusName=bus)["Rules"]:
+            client.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=["queue"])
+            client.delete_rule(Name=rule["Name"], EventBusName=bus)
+        client.delete_event_bus(Name=bus)
 
 
 @pytest.fixture
@@ -112,12 +144,8 @@ class TestSnsTransport(TransportConformance):
     def transport(
         self, offloader: Offloader, client: Any, sqs: Any, subscribed: str
     ) -> Iterator[SnsTransport]:
-        topic = client.create_topic(Name=unique("conformance"))["TopicArn"]
-        subscribe(client, sqs, topic, subscribed, raw=False)
-        try:
+        with topic_to(client, sqs, subscribed) as topic:
             yield SnsTransport(topic, offloader, client=client)
-        finally:
-            client.delete_topic(TopicArn=topic)
 
     @pytest.fixture
     def receive(
@@ -165,23 +193,8 @@ class TestEventBridgeTransport(TransportConformance):
     def transport(
         self, offloader: Offloader, client: Any, sqs: Any, target: str
     ) -> Iterator[EventBridgeTransport]:
-        bus = unique("conformance")
-        client.create_event_bus(Name=bus)
-        route(client, sqs, bus, {"source": [SOURCE]}, target)
-        try:
-            yield EventBridgeTransport(
-                bus,
-                offloader,
-                client=client,
-                max_entry_size=LEGACY_MAX_ENTRY_SIZE,
-                source=SOURCE,
-                detail_type=DETAIL_TYPE,
-            )
-        finally:
-            for rule in client.list_rules(EventBusName=bus)["Rules"]:
-                client.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=["queue"])
-                client.delete_rule(Name=rule["Name"], EventBusName=bus)
-            client.delete_event_bus(Name=bus)
+        with bus_to(client, sqs, target) as bus:
+            yield EventBridgeTransport(bus, offloader, client=client, **BUS)
 
     @pytest.fixture
     def receive(self, offloader: Offloader, sqs: Any, target: str) -> Callable[[int], list[Any]]:
