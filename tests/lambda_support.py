@@ -241,3 +241,14 @@ if __name__ == "__main__":
         for file_name, sample in make_samples(server).items():
             (EVENTS / file_name).write_text(json.dumps(sample, indent=2) + "\n")
             print(file_name, file=sys.stderr)
+
+
+def with_a_bad_pointer(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``event`` with one more SQS record, ``bad-pointer``, whose pointer has an unknown
+    version: a permanent failure of that record alone."""
+    bad = {
+        **event["Records"][0],
+        "messageId": "bad-pointer",
+        "body": '{"offload_pointer": 99, "location": "s3://b/k", "size": 1}',
+    }
+    return {"Records": [*event["Records"], bad]}

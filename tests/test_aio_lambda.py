@@ -15,7 +15,15 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     async_process_partial_response,
 )
-from lambda_support import EVENTS, LARGE, SAMPLES, SMALL, sample_offloader, sample_store
+from lambda_support import (
+    EVENTS,
+    LARGE,
+    SAMPLES,
+    SMALL,
+    sample_offloader,
+    sample_store,
+    with_a_bad_pointer,
+)
 
 from offload_core.aio import AsyncOffloader, AsyncPayloadStream
 from offload_core.errors import IntegrityError, LocationNotAllowedError, PointerError
@@ -174,13 +182,7 @@ def test_an_sns_event_raises_its_failure(aoff: AsyncOffloader, samples_off: Offl
 def test_powertools_async_batch_processor_reports_the_same_failures(
     aoff: AsyncOffloader,
 ) -> None:
-    event = sample("sqs-sns-envelope.json")
-    bad = {
-        **event["Records"][0],
-        "messageId": "bad-pointer",
-        "body": '{"offload_pointer": 99, "location": "s3://b/k", "size": 1}',
-    }
-    event = {"Records": [*event["Records"], bad]}
+    event = with_a_bad_pointer(sample("sqs-sns-envelope.json"))
     seen: list[bytes] = []
 
     async def handle(payload: bytes, record: AsyncRecord) -> str:

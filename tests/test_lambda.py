@@ -27,6 +27,7 @@ from lambda_support import (
     sample_store,
     sqs_event,
     subscribe,
+    with_a_bad_pointer,
 )
 from sqs_support import new_queue, offloader, stored, unique
 
@@ -368,13 +369,7 @@ def test_fan_out_to_three_subscribers_each_resolves_and_none_deletes(
 def test_powertools_batch_processor_reports_the_same_failures(
     samples_off: Offloader, moto_server: MotoServer, bucket: str
 ) -> None:
-    event = sample("sqs-sns-envelope.json")
-    bad = {
-        **event["Records"][0],
-        "messageId": "bad-pointer",
-        "body": '{"offload_pointer": 99, "location": "s3://b/k", "size": 1}',
-    }
-    event = {"Records": [*event["Records"], bad]}
+    event = with_a_bad_pointer(sample("sqs-sns-envelope.json"))
     seen: list[bytes] = []
 
     def handle(payload: bytes, record: Record) -> str:
