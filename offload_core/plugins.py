@@ -228,10 +228,8 @@ class Plugins:
         SDK client) are a ``ConfigurationError``. Given an
         :class:`~offload_core.aio.AsyncOffloader`, the transport's asynchronous face (its
         class's ``async_face``) is opened instead."""
-        from .offloader import Offloader
-
         factory = self.get("transport", name)
-        if not isinstance(offloader, Offloader):  # an AsyncOffloader
+        if getattr(offloader, "asynchronous", False):
             factory = getattr(factory, "async_face", None)
             if factory is None:
                 raise ConfigurationError(f"the {name} transport has no asynchronous face")

@@ -271,6 +271,9 @@ class AsyncOffloader:
     made on the first use on the running loop.
     """
 
+    #: What tells this face from the synchronous one without importing it.
+    asynchronous = True
+
     def __init__(
         self,
         store: str | Store | Offloader,
