@@ -172,3 +172,50 @@ def test_the_synchronous_api_works_inside_a_running_loop(
 
     with new_queue(sqs, "in-loop", MaximumMessageSize="262144") as url:
         asyncio.run(main(url))
+
+
+class _Counted:
+    """A source that counts the sources open at once."""
+
+    def __init__(self, source: Any, counter: dict[str, int]) -> None:
+        self._source = source
+        self._counter = counter
+        self.size = source.size
+        counter["open"] += 1
+        counter["peak"] = max(counter["peak"], counter["open"])
+
+    async def read(self, size: int = -1) -> bytes:
+        await asyncio.sleep(0.001)  # a network would take a while
+        data: bytes = await self._source.read(size)
+        return data
+
+    async def aclose(self) -> None:
+        self._counter["open"] -= 1
+        await self._source.aclose()
+
+
+def test_concurrent_reads_hold_at_most_the_read_memory() -> None:
+    from offload_backends.memory import MemoryStore
+    from offload_core.aio import InlineStore
+
+    counter = {"open": 0, "peak": 0}
+
+    class CountingFace(InlineStore):
+        async def open_read(self, key: str, *, size: int | None = None) -> Any:
+            return _Counted(await super().open_read(key, size=size), counter)
+
+    class CountingStore(MemoryStore):
+        def async_store(self) -> InlineStore:
+            return CountingFace(self)
+
+    store = CountingStore(f"memory://{unique('budget')}")
+
+    async def main() -> None:
+        async with AsyncOffloader(store, pointer_format="native", read_memory=3 * MiB) as off:
+            pointers = [await off.store_payload(bytes([n]) * MiB) for n in range(12)]
+            results = await asyncio.gather(*(off.read_pointer(p) for p in pointers))
+            assert [r[:1] for r in results] == [bytes([n]) for n in range(12)]
+
+    asyncio.run(main())
+    assert counter["open"] == 0
+    assert 1 < counter["peak"] <= 3

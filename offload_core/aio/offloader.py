@@ -14,10 +14,12 @@ import asyncio
 import io
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
@@ -36,12 +38,16 @@ from .store import AsyncSource, AsyncStore, async_face, finish
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["FEED_WINDOW", "AsyncOffloader", "AsyncPayloadStream", "Opening"]
+__all__ = ["FEED_WINDOW", "READ_MEMORY", "AsyncOffloader", "AsyncPayloadStream", "Opening"]
 
 T = TypeVar("T")
 
 #: How far the loop reads a stored object ahead of the thread that verifies it.
 FEED_WINDOW = 2 * 1024 * 1024
+#: What the payload reads of one offloader may buffer at once, by default; reads beyond it wait.
+READ_MEMORY = 64 * 1024 * 1024
+#: What one read reserves at most: what the S3 store may have in flight for one object.
+READ_RESERVE = 40 * 1024 * 1024
 #: Bytes asked of a store per read.
 _PIECE = 1024 * 1024
 
@@ -70,9 +76,15 @@ class _Feed(io.RawIOBase, BinaryIO):
     """A stored object's bytes for a verifying reader on a worker thread, read from an
     :class:`AsyncSource` by a task on the loop, at most :data:`FEED_WINDOW` ahead."""
 
-    def __init__(self, source: AsyncSource, window: int = FEED_WINDOW) -> None:
+    def __init__(
+        self,
+        source: AsyncSource,
+        window: int = FEED_WINDOW,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__()
         self._source = source
+        self._on_close = on_close
         #: The object's size, as the store said (``open_verified`` bounds a raw payload by it).
         self.size = source.size
         self._window = window
@@ -109,7 +121,12 @@ class _Feed(io.RawIOBase, BinaryIO):
             if not isinstance(exc, (Exception, asyncio.CancelledError)):
                 raise
         finally:
-            await self._source.aclose()
+            try:
+                await self._source.aclose()
+            finally:
+                on_close, self._on_close = self._on_close, None
+                if on_close is not None:
+                    on_close()
 
     def readable(self) -> bool:
         return True
@@ -157,11 +174,46 @@ class _Feed(io.RawIOBase, BinaryIO):
         await asyncio.wait([self._task])
 
 
+class _Budget:
+    """Bytes that the payload reads on one event loop may hold at once: a read reserves what it
+    may buffer (its object's size, at most :data:`READ_RESERVE`) before it starts, and gives
+    it back when its source is done. A read larger than the whole budget waits to be alone."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._changed = asyncio.Condition()
+        self._loop = asyncio.get_running_loop()
+
+    async def reserve(self, size: int) -> int:
+        size = min(size, self.total)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.free >= size)
+            self.free -= size
+        return size
+
+    def give_back(self, size: int) -> None:
+        """Return ``size`` bytes (from any thread)."""
+        self._loop.call_soon_threadsafe(self._returned, size)
+
+    def _returned(self, size: int) -> None:
+        self.free += size
+        self._loop.create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
 class _FeedIO:
     """The asynchronous face of store I/O for the offloader's flows."""
 
-    def __init__(self, faces: Callable[[Store], AsyncStore]) -> None:
+    def __init__(self, faces: Callable[[Store], AsyncStore], read_memory: int) -> None:
         self._faces = faces
+        self._read_memory = read_memory
+        self._budgets: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Budget] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def open_write(
         self, store: Store, key: str, *, metadata: Mapping[str, str], exclusive: bool
@@ -176,7 +228,17 @@ class _FeedIO:
         await self._faces(store).delete(key)
 
     async def open_read(self, store: Store, key: str, size: int | None) -> BinaryIO:
-        return _Feed(await self._faces(store).open_read(key, size=size))
+        loop = asyncio.get_running_loop()
+        budget = self._budgets.get(loop)
+        if budget is None:
+            budget = self._budgets[loop] = _Budget(self._read_memory)
+        held = await budget.reserve(READ_RESERVE if size is None else min(size, READ_RESERVE))
+        try:
+            source = await self._faces(store).open_read(key, size=size)
+        except BaseException:
+            budget.give_back(held)
+            raise
+        return _Feed(source, on_close=partial(budget.give_back, held))
 
     async def read_all(self, reader: BinaryIO) -> bytes:
         return await _on_worker(read_all, reader)
@@ -266,6 +328,10 @@ class AsyncOffloader:
     """:class:`~offload_core.offloader.Offloader`, awaited. Takes an offloader, or the same
     arguments as one (``AsyncOffloader("s3://payloads/orders", compression="zstd")``).
 
+    ``read_memory`` bounds what its payload reads buffer at once (each reserves its object's
+    size, up to 40 MiB, until it is closed; the rest wait), so a hundred concurrent resolves of
+    large payloads hold a bounded amount, not a hundred payloads in flight.
+
     Use it as ``async with`` (or call :meth:`aclose`) to release its stores' clients. Stores
     are reached through their asynchronous face (:func:`~offload_core.aio.store.async_face`),
     made on the first use on the running loop.
@@ -279,6 +345,7 @@ class AsyncOffloader:
         store: str | Store | Offloader,
         *,
         executor: Executor | None = None,
+        read_memory: int = READ_MEMORY,
         **options: Any,
     ) -> None:
         if isinstance(store, Offloader):
@@ -290,7 +357,7 @@ class AsyncOffloader:
         self._executor = executor
         self._faces: dict[int, AsyncStore] = {}
         #: The store I/O of this offloader's flows (transports built on it use it too).
-        self.io: StoreIO = _FeedIO(self.face)
+        self.io: StoreIO = _FeedIO(self.face, read_memory)
 
     def __repr__(self) -> str:
         return f"AsyncOffloader({self.offloader.store.url!r})"
