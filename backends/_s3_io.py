@@ -396,8 +396,9 @@ class _Upload:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._pending.clear()
+        written, self._written = self._written, False
         try:
-            if self._written:
+            if written:
                 await self._call("delete_object", **self._target)
             elif creating is not None:
                 try:
@@ -410,8 +411,8 @@ class _Upload:
                 "could not undo the failed write of %s: %s (%s)",
                 self._location,
                 exc,
-                "the object was written as its writer was cancelled"
-                if self._written
+                "it was written as its writer was cancelled; delete it"
+                if written
                 else "a bucket lifecycle rule with AbortIncompleteMultipartUpload removes the "
                 "incomplete upload later",
             )

@@ -600,8 +600,9 @@ class AsyncS3Store:
     (``asynchronous=True``, the store's options and credentials), made on first use in the
     running loop and released by :meth:`aclose`. It belongs to that loop: used from another
     loop while that one is still open, the face raises ``RuntimeError`` (close it there first,
-    or take a face per loop); once that loop is closed, it makes a new client. On a boto3
-    client it awaits the store's own client and threads.
+    or take a face per loop); once that loop is closed, it makes a new client (``aclose()``
+    before closing a loop releases the old one's connections). On a boto3 client it awaits the
+    store's own client and threads.
     """
 
     def __init__(self, store: S3Store) -> None:
@@ -635,7 +636,7 @@ class AsyncS3Store:
                     f"{self!r} is in use on another event loop: aclose() it there first, or "
                     "take a face per loop (store.async_store())"
                 )
-            self._io = self.fs = None  # its loop, and its connections with it, are gone
+            self._io = self.fs = None  # its connections went with that loop
         return self._io
 
     def _requests(self) -> Requests:
