@@ -67,9 +67,13 @@ class MrapRouter:
         self.reads: dict[str, int] = {}
 
     def attach(self, store: S3Store) -> S3Store:
-        client = sync(store.fs.loop, store.fs.set_session)
-        client.meta.events.register("before-send.s3", self._route)
+        self.route(sync(store.fs.loop, store.fs.set_session).meta.events)
         return store
+
+    def route(self, events: Any) -> None:
+        """Send requests through the router: ``events`` is a client's ``meta.events``, or a
+        botocore session, whose clients made afterwards inherit it."""
+        events.register("before-send.s3", self._route)
 
     def _route(self, request: Any, **_: Any) -> None:
         url = urlsplit(request.url)
