@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from test_backend_mrap import ARN, MrapRouter
+import test_backend_mrap
+from test_backend_mrap import ARN, MrapRouter, mrap_store
 
-from offload_backends.mrap import MrapStore
 from offload_backends.s3 import AsyncS3Store, S3Store
 from offload_backends.s3_factory import open_store
 from offload_core.aio import AsyncSource, AsyncStore, async_face
@@ -100,28 +100,8 @@ class TestAsyncS3Store(BackendConformance):
         yield from blocking(make_store(session=session), loop_thread)
 
 
-@pytest.fixture(scope="module")
-def buckets(moto_server: MotoServer) -> tuple[str, str]:
-    """Two buckets behind the access point: the writer's region and a reader's."""
-    names = (f"mrap-home-{uuid.uuid4().hex[:8]}", f"mrap-replica-{uuid.uuid4().hex[:8]}")
-    for name in names:
-        moto_server.client("s3").create_bucket(Bucket=name)
-    return names
-
-
-def mrap_store(**options: Any) -> MrapStore:
-    """An MrapStore with fake credentials and no endpoint: only a router can reach moto."""
-    store = open_store(
-        f"s3://{ARN}/{uuid.uuid4().hex}",
-        key="AKIAIOSFODNN7EXAMPLE",
-        secret="fake",
-        client_kwargs={"region_name": "eu-west-1"},
-        part_size=PART,
-        multipart_threshold=PART,
-        **options,
-    )
-    assert isinstance(store, MrapStore)
-    return store
+#: The two buckets behind the access point, as the MRAP tests make them.
+buckets = test_backend_mrap.buckets
 
 
 @pytest.fixture(scope="module")
