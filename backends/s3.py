@@ -22,6 +22,10 @@ Reads check the object's size and any full-object checksum S3 keeps. A reader th
 size (the Offloader, from the pointer) calls :meth:`S3Store.open_read_sized`, and a large
 object is then read as parallel ranged requests from the first request on.
 
+Every request, upload and read is written once, as coroutines on a request path. The store's
+methods (the synchronous face) run them on an I/O loop thread; :meth:`S3Store.async_store`
+gives the asynchronous face (:class:`AsyncS3Store`), which awaits them on the caller's loop.
+
 The plugin registers :func:`offload_backends.s3_factory.open_store` for ``s3://`` URLs, which
 opens an :class:`~offload_backends.mrap.MrapStore` for a Multi-Region Access Point ARN.
 """
