@@ -382,10 +382,10 @@ def test_a_cancelled_read_stops_every_request_and_reads_no_further(
         with pytest.raises(asyncio.CancelledError):
             await reading
         assert await settled() == set()
+        assert connections_in_use(await face.client()) == 0
         with pytest.raises(TransientStorageError, match="interrupted"):
             await source.read(MiB)
         await source.aclose()
-        assert connections_in_use(await face.client()) == 0
         await face.aclose()
 
     asyncio.run(main())
