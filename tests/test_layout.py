@@ -227,6 +227,15 @@ def test_wheel_installs_only_prefixed_packages(tmp_path: Path) -> None:
     assert "offload_core/py.typed" in names
     assert "offload_backends/plugin.py" in names
     assert "offload_core/aws/events.py" in names  # the AWS kit ships with the core
+    # Every module of the source tree is in the wheel (a subpackage missing from the
+    # package list would install a library that fails on import).
+    shipped = {
+        f"{package}/{path.relative_to(folder).as_posix()}"
+        for package, folder in FOLDERS.items()
+        for path in folder.rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert shipped - set(names) == set()
     assert "[offload]" in entry_points
     assert "backends = offload_backends.plugin" in entry_points
 
