@@ -1,11 +1,12 @@
 """Every benchmark scenario side by side in one run: the engine behind ``run.py``.
 
-The scenarios themselves live in :mod:`pipeline_bench`, :mod:`s3_bench`, :mod:`sqs_bench` and
-:mod:`sns_bench`; each runs in a subprocess of its own and measures its timed part and the peak
-RSS of that process over its RSS just before. This module decides what runs (a :class:`Plan`),
-writes the payload files once for every suite, runs the scenarios of one table and size in a new
-order every round, and sums the runs up: fastest and median time, MB/s, the highest peak, and
-ratios against a baseline of the same table, size and data, measured in the same rounds.
+The scenarios themselves live in :mod:`pipeline_bench`, :mod:`s3_bench`, :mod:`sqs_bench`,
+:mod:`sns_bench` and :mod:`aio_bench`; each runs in a subprocess of its own and measures its
+timed part and the peak RSS of that process over its RSS just before. This module decides what
+runs (a :class:`Plan`), writes the payload files once for every suite, runs the scenarios of one
+table and size in a new order every round, and sums the runs up: fastest and median time, MB/s,
+the highest peak, and ratios against a baseline of the same table, size and data, measured in
+the same rounds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import aio_bench
 import pipeline_bench
 import s3_bench
 import sns_bench
@@ -70,6 +72,25 @@ NETWORKS = {
 PROFILES = ("loopback", *NETWORKS)
 
 
+#: The suites a plan can run (``run.py --only``), in the order they run behind a profile.
+SUITES = ("pipeline", "s3", "sqs", "sns", "asyncio")
+
+
+@dataclass(frozen=True)
+class Aio:
+    """What the asyncio suite (:mod:`aio_bench`) runs behind every profile: ``sends`` 1 KiB
+    sends per client and run; one consumer of each face on ``messages`` stored payloads of
+    ``message_size`` bytes (``concurrency`` in flight on the asynchronous one); and
+    ``resolves`` payloads of ``resolve_size`` read at once on one event loop."""
+
+    sends: int
+    messages: int
+    message_size: int
+    resolves: int
+    resolve_size: int
+    concurrency: int = aio_bench.CONCURRENCY
+
+
 @dataclass(frozen=True)
 class Shaped:
     """What runs behind one network profile: the S3 suite on the local endpoint (bodies
@@ -81,6 +102,8 @@ class Shaped:
     latency_count: int
     #: 1 KiB sends per client and run.
     send_count: int = 50
+    #: Whether the asyncio suite runs behind this profile.
+    aio: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,6 +129,14 @@ class Plan:
     #: The profiles run, in order, and what runs behind each shaped one.
     networks: tuple[str, ...] = ("loopback",)
     shaped: dict[str, Shaped] = field(default_factory=dict)
+    #: The asyncio suite's sizes.
+    aio: Aio = Aio(sends=300, messages=200, message_size=MIB, resolves=100, resolve_size=10 * MIB)
+    #: The suites run (:data:`SUITES`); every one if empty.
+    only: tuple[str, ...] = ()
+
+    def runs(self, suite: str) -> bool:
+        """Whether this plan runs ``suite``."""
+        return not self.only or suite in self.only
 
     def repeats(self, size: int) -> int:
         return self.repeat if size < self.big else self.big_repeat
@@ -125,6 +156,7 @@ class Plan:
         every = [*self.pipeline_sizes, *self.sqs_sizes, *self.sns_sizes]
         every += [size for config in self.s3 for size in config.sizes]
         every += [size for s in self.shaped.values() for size in (*s.s3_sizes, *s.sqs_sizes)]
+        every += [self.aio.message_size, self.aio.resolve_size]
         if max_size is not None and max(every) > max_size:
             notes += (f"sizes over {size_label(max_size)} (`--max-size`)",)
         return replace(
@@ -137,6 +169,12 @@ class Plan:
             sqs_sizes=cap(self.sqs_sizes),
             sns_sizes=cap(self.sns_sizes),
             send_count=count or self.send_count,
+            aio=replace(
+                self.aio,
+                sends=count or self.aio.sends,
+                message_size=cap((self.aio.message_size,))[0],
+                resolve_size=cap((self.aio.resolve_size,))[0],
+            ),
             shaped={
                 name: replace(
                     s,
@@ -152,6 +190,10 @@ class Plan:
         """This plan run behind ``networks`` (names of :data:`PROFILES`), in that order."""
         return replace(self, networks=networks)
 
+    def restricted(self, suites: tuple[str, ...]) -> Plan:
+        """This plan running only ``suites`` (names of :data:`SUITES`; all if empty)."""
+        return replace(self, only=tuple(s for s in SUITES if s in suites))
+
 
 QUICK = Plan(
     name="quick",
@@ -166,11 +208,15 @@ QUICK = Plan(
         "the quick plan stops at 64 MiB (pipeline), 16 MiB (S3) and 10 MiB (SQS, SNS) on "
         "loopback, at 64 MiB (S3) and 100 MiB (SQS) behind a network profile; without "
         "`--quick` the run goes to 1 GiB and 2 GiB",
+        "the quick plan's asyncio suite consumes 20 messages of 1 MiB (200 without `--quick`) "
+        "and resolves 10 payloads of 2 MiB at once (100 of 10 MiB), on loopback and "
+        "same-region, not cross-region",
     ),
     shaped={
         "same-region": Shaped((64 * MIB,), (10 * MIB, 100 * MIB), latency_count=25),
-        "cross-region": Shaped((64 * MIB,), (10 * MIB, 100 * MIB), 10, send_count=20),
+        "cross-region": Shaped((64 * MIB,), (10 * MIB, 100 * MIB), 10, send_count=20, aio=False),
     },
+    aio=Aio(sends=50, messages=20, message_size=MIB, resolves=10, resolve_size=2 * MIB),
 )
 #: About a quarter of an hour on two shared cores: up to 1 GiB, no 2 GiB.
 FULL = Plan(
@@ -306,18 +352,32 @@ class Harness:
 
     def loopback(self) -> None:
         """Every suite on 127.0.0.1 as it is: CPU-bound comparisons."""
-        self.pipeline()
+        plan = self.plan
+        if plan.runs("pipeline"):
+            self.pipeline()
+        if not any(plan.runs(suite) for suite in ("s3", "sqs", "sns", "asyncio")):
+            return
         moto = s3_bench.Endpoint("moto", self.workdir)
         try:
-            self.s3(moto)
-            self.sqs(moto.url)
-            self.sns(moto.url)
+            if plan.runs("s3"):
+                self.s3(moto)
+            if plan.runs("sqs"):
+                self.sqs(moto.url)
+            if plan.runs("sns"):
+                self.sns(moto.url)
+            if plan.runs("asyncio"):
+                self.aio(moto.url)
         finally:
             moto.close()
 
     def shaped(self, network: Network, sizes: Shaped) -> None:
-        """The S3 and SQS suites behind ``network``: S3 on the local endpoint (which serves
-        ranged GETs without re-reading the object), SQS on moto, both through one shaper."""
+        """The S3, SQS and asyncio suites behind ``network``: S3 on the local endpoint (which
+        serves ranged GETs without re-reading the object), SQS on moto, both through one
+        shaper."""
+        plan = self.plan
+        aio = sizes.aio and plan.runs("asyncio")
+        if not (plan.runs("s3") or plan.runs("sqs") or aio):
+            return
         local = s3_bench.Endpoint("local", self.workdir)
         moto = s3_bench.Endpoint("moto-keepalive", self.workdir)
         self.shaper = Shaper(network, [local.url, moto.url])
@@ -325,8 +385,12 @@ class Harness:
         try:
             s3_url, aws_url = self.shaper.listeners
             self.log(f"{network.label}: S3 {s3_url}, SQS {aws_url}")
-            self.s3_shaped(s3_url, network, sizes.s3_sizes)
-            self.sqs(aws_url, s3_url=s3_url, sizes=sizes, label=network.label)
+            if plan.runs("s3"):
+                self.s3_shaped(s3_url, network, sizes.s3_sizes)
+            if plan.runs("sqs"):
+                self.sqs(aws_url, s3_url=s3_url, sizes=sizes, label=network.label)
+            if aio:
+                self.aio(aws_url, s3_url=s3_url, label=network.label)
         finally:
             os.environ.pop(CONTROL_ENV, None)
             self.shaper.close()
@@ -579,6 +643,91 @@ class Harness:
 
         self._messaging_suite("sns", "SNS", small, large, sns_bench.LARGE, self.plan.sns_sizes)
 
+    def aio(self, url: str, s3_url: str | None = None, label: str = "") -> None:
+        """The asyncio face: 1 KiB sends of :class:`AsyncSqsTransport` vs raw aiobotocore; the
+        asynchronous consumer loop vs the synchronous consumer on stored payloads; many
+        concurrent resolves on one event loop vs one after another (:mod:`aio_bench`)."""
+        env, base = self._messaging("aio", url, s3_url)
+        sqs = self._aws(url, "sqs")
+        plan = self.plan.aio
+        where = f", {label}" if label else ""
+
+        table = f"asyncio: SQS send, 1 KiB message{where}"
+        common: dict[str, Any] = {"suite": "asyncio", "table": table, "size": KIB, "data": "text"}
+        common |= {"io": "str", "config": {"kind": "send"}, "baselines": ("raw aiobotocore",)}
+        send_rows = {
+            "raw": self.row(**common, scenario="raw aiobotocore", client="aiobotocore"),
+            "ours": self.row(**common, scenario="ours", client="offload"),
+        }
+
+        def send() -> dict[str, dict[str, Any]]:
+            cfg = {**base, "queue": sqs_bench.new_queue(sqs), "count": plan.sends, "warmup": 20}
+            try:
+                return _sends(aio_bench.run_child("sends", cfg, env))
+            finally:
+                sqs.delete_queue(QueueUrl=cfg["queue"])
+
+        self.run_jobs(
+            [Job("asyncio 1 KiB raw aiobotocore + ours", send_rows, send)], self.plan.repeat
+        )
+
+        messages, size = plan.messages, plan.message_size
+        table = f"asyncio: SQS consumer, {messages} messages of {size_label(size)}{where}"
+        consumers = {
+            "sync": "sync SqsTransport, batches of 10",
+            "async": f"async consume(), {plan.concurrency} in flight",
+        }
+        config = {"kind": "consume", "messages": messages, "message_size": size}
+        jobs = []
+        for client, scenario in consumers.items():
+            row = self.row(
+                suite="asyncio",
+                table=table,
+                scenario=scenario,
+                size=messages * size,
+                data="random",
+                client="offload",
+                io="bytes",
+                checksum="sha256",
+                baselines=(consumers["sync"],),
+                config=config | ({"concurrency": plan.concurrency} if client == "async" else {}),
+            )
+            cfg = {**base, "client": client, "count": messages, "size": size}
+            cfg |= {"warmup": aio_bench.CONSUMER_WARMUP, "concurrency": plan.concurrency}
+            run = functools.partial(_consume, cfg, sqs, env)
+            jobs.append(Job(f"asyncio consumer {client}", {"": row}, run))
+        self.run_jobs(jobs, self.plan.repeat)
+
+        count, size = plan.resolves, plan.resolve_size
+        table = f"asyncio: {count} resolves of {size_label(size)} at once{where}"
+        readers = {
+            "sync": "sync read_pointer, one after another",
+            "async": "async read_pointer, all at once (asyncio.gather)",
+        }
+        cfg = {**base, "count": count, "size": size}
+        cfg["pointers"] = str(self.workdir / f"pointers-{uuid.uuid4().hex[:8]}.json")
+        jobs = []
+        for client, scenario in readers.items():
+            row = self.row(
+                suite="asyncio",
+                table=table,
+                scenario=scenario,
+                size=count * size,
+                data="random",
+                client="offload",
+                io="bytes",
+                checksum="sha256",
+                baselines=(readers["sync"],),
+                config={"kind": "resolve", "payloads": count, "payload_size": size},
+            )
+            run = functools.partial(_resolve, {**cfg, "client": client}, env)
+            jobs.append(Job(f"asyncio resolves {client}", {"": row}, run))
+        try:
+            aio_bench.run_child("store", cfg, env)
+            self.run_jobs(jobs, self.plan.repeat)
+        finally:
+            aio_bench.run_child("clean", cfg, env)
+
     def _messaging_suite(
         self,
         suite: str,
@@ -737,6 +886,29 @@ def _sends(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if "ours" in out:
         out["ours"]["stored"] = r.get("stored", 0)
     return out
+
+
+def _consume(cfg: dict[str, Any], sqs: Any, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """One consumer's run on a new queue, filled first in a process of its own."""
+    queue = sqs_bench.new_queue(sqs)
+    try:
+        fill = {**cfg, "queue": queue, "count": cfg["count"] + cfg["warmup"]}
+        filled = aio_bench.run_child("fill", fill, env)
+        r = aio_bench.run_child("consume", {**cfg, "queue": queue}, env)
+    finally:
+        sqs.delete_queue(QueueUrl=queue)
+    figures = {"seconds": r["seconds"], "peak_rss_mib": r["peak_mib"]}
+    figures |= {"messages_per_s": cfg["count"] / r["seconds"], "fill_seconds": filled["seconds"]}
+    if "extended" in r:
+        figures["extended"] = r["extended"]
+    return {"": figures | _wire(r)}
+
+
+def _resolve(cfg: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    r = aio_bench.run_child("resolve", cfg, env)
+    if r["bytes"] != cfg["count"] * cfg["size"]:
+        raise RuntimeError(f"read {r['bytes']} bytes, not {cfg['count']} x {cfg['size']}")
+    return {"": {"seconds": r["seconds"], "peak_rss_mib": r["peak_mib"]} | _wire(r)}
 
 
 def _message_figures(r: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""What ``run.py`` writes: the machine, the targets of issues 3-5, Markdown tables, PNG plots."""
+"""What ``run.py`` writes: the machine, the targets of issues 3-5 and 15 and of the asyncio
+face, Markdown tables, PNG plots."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def _ratio(entry: Entry) -> str:
     return f"{entry['vs_baseline_best']:.2f}x ({entry['vs_baseline_median']:.2f}x)"
 
 
-def _target(issue: int, target: str, scope: str, measured: str, met: bool | None) -> Entry:
+def _target(issue: int | str, target: str, scope: str, measured: str, met: bool | None) -> Entry:
     return {"issue": issue, "target": target, "scope": scope, "measured": measured, "met": met}
 
 
@@ -197,7 +198,7 @@ def targets(entries: list[Entry]) -> list[Entry]:
         peak = entry["peak_rss_mib"]
         measured = f"+{peak:.0f} MiB ({peak / payload_mib:.2f}x the payload)"
         out.append(_target(5, target, scope, measured, peak <= limit))
-    return out + network_targets(shaped)
+    return out + network_targets(shaped) + asyncio_targets(entries + shaped)
 
 
 #: Issue 15, behind the network profiles: (profile, data, size) -> speed vs the official client.
@@ -311,6 +312,7 @@ def network_targets(entries: list[Entry]) -> list[Entry]:
             e
             for e in done
             if _profile(e) == profile
+            and e["suite"] != "asyncio"
             and e["client"] == "offload"
             and e["size"] >= 10 * MIB
             and _wire_ratio(e) is not None
@@ -329,6 +331,95 @@ def network_targets(entries: list[Entry]) -> list[Entry]:
                 )
             )
     return out
+
+
+#: The asyncio consumer's speed over the synchronous consumer's, and where it is judged.
+CONSUMER_RATIO, CONSUMER_PROFILE = 4.0, "same-region"
+
+
+def asyncio_targets(entries: list[Entry]) -> list[Entry]:
+    """The asyncio face's targets, per profile: 1 KiB sends within 5 % of raw aiobotocore at
+    the median, nothing stored; the consumer loop ≥ 4x the synchronous consumer's messages per
+    second (judged same-region), within +64 MiB plus the payloads in flight; many concurrent
+    resolves within less memory than every payload at once."""
+    out = []
+    done = [e for e in entries if "seconds_best" in e and e["suite"] == "asyncio"]
+    for profile in dict.fromkeys(_profile(e) for e in done):
+        rows = [e for e in done if _profile(e) == profile]
+        for entry in rows:
+            kind, config = entry["config"].get("kind"), entry["config"]
+            if kind == "send" and entry["client"] == "offload" and "vs_baseline_median" in entry:
+                overhead = 1 / entry["vs_baseline_median"] - 1
+                stored = entry.get("stored", 0)
+                out.append(
+                    _target(
+                        "asyncio",
+                        "1 KiB async send: overhead ≤ 5 % vs raw aiobotocore send_message at "
+                        "the median, nothing stored",
+                        profile,
+                        f"{overhead:+.1%}, {stored} payloads stored",
+                        overhead <= 0.05 and stored == 0,
+                    )
+                )
+            if kind == "consume" and "concurrency" in config and "vs_baseline_best" in entry:
+                judged = profile == CONSUMER_PROFILE
+                scope = profile if judged else f"{profile} (stated for {CONSUMER_PROFILE})"
+                speeds = _messages_per_s(entry) + " vs " + _messages_per_s(_base(rows, entry))
+                out.append(
+                    _target(
+                        "asyncio",
+                        f"consumer loop ≥ {CONSUMER_RATIO:g}x the sync consumer (messages/s), "
+                        f"{config['messages']} x {size_label(config['message_size'])} stored",
+                        scope,
+                        f"{_ratio(entry)}: {speeds}",
+                        entry["vs_baseline_best"] >= CONSUMER_RATIO if judged else None,
+                    )
+                )
+                bound = _consumer_bound(entry)
+                sync = _base(rows, entry)
+                out.append(
+                    _target(
+                        "asyncio",
+                        f"consumer loop peak RSS ≤ +{MEMORY_LIMIT_MIB} MiB + the payloads in "
+                        "flight",
+                        f"{profile}, {config['concurrency']} in flight",
+                        f"+{entry['peak_rss_mib']:.0f} MiB (bound {bound:.0f} MiB; sync "
+                        f"consumer +{sync['peak_rss_mib']:.0f} MiB)",
+                        entry["peak_rss_mib"] <= bound,
+                    )
+                )
+            if kind == "resolve" and entry["scenario"].startswith("async"):
+                every = entry["size"] / MIB
+                out.append(
+                    _target(
+                        "asyncio",
+                        "concurrent resolves on one loop: peak RSS below every payload at once",
+                        f"{profile}, {config['payloads']} x {size_label(config['payload_size'])}",
+                        f"+{entry['peak_rss_mib']:.0f} MiB of {every:.0f} MiB "
+                        f"({entry['peak_rss_mib'] / every:.0%}); {_mb_s(entry['mb_s_best'])} MB/s"
+                        f", {_ratio(entry)} one after another",
+                        entry["peak_rss_mib"] < every,
+                    )
+                )
+    return out
+
+
+def _base(rows: list[Entry], entry: Entry) -> Entry:
+    """The row ``entry`` was compared with (its fastest baseline)."""
+    return next(
+        e for e in rows if e["table"] == entry["table"] and e["scenario"] == entry["baseline"]
+    )
+
+
+def _messages_per_s(entry: Entry) -> str:
+    messages = entry["config"]["messages"]
+    return f"{messages / entry['seconds_best']:.0f} msg/s"
+
+
+def _consumer_bound(entry: Entry) -> float:
+    """+64 MiB plus one payload per message in flight, in MiB."""
+    config = entry["config"]
+    return float(MEMORY_LIMIT_MIB + config["concurrency"] * config["message_size"] / MIB)
 
 
 def _wire_ratio(entry: Entry) -> tuple[float, float] | None:
@@ -414,6 +505,41 @@ COLUMNS: dict[str, list[Column]] = {
         ("p50 vs official", True, _vs),
         ("peak RSS", True, _peak),
     ],
+    "asyncio send": [
+        ("client", False, lambda e: e["scenario"]),
+        ("median send", True, lambda e: _best_median(e, "seconds", _seconds)),
+        ("vs raw aiobotocore", True, _vs),
+        ("overhead (medians)", True, lambda e: f"{1 / e['vs_baseline_median'] - 1:+.1%}"),
+        ("payloads stored", True, lambda e: str(e.get("stored", 0))),
+        ("peak RSS", True, _peak),
+    ],
+    "asyncio consume": [
+        ("consumer", False, lambda e: e["scenario"]),
+        ("messages", True, lambda e: str(e["config"]["messages"])),
+        ("time", True, lambda e: _best_median(e, "seconds", _seconds)),
+        ("messages/s", True, lambda e: _per_second(e, "messages")),
+        ("MB/s", True, lambda e: _best_median(e, "mb_s", _mb_s)),
+        ("vs sync consumer", True, _vs),
+        ("peak RSS", True, _peak),
+        (
+            "bound",
+            True,
+            lambda e: f"+{_consumer_bound(e):.0f} MiB" if "concurrency" in e["config"] else "-",
+        ),
+    ],
+    "asyncio resolve": [
+        ("reads", False, lambda e: e["scenario"]),
+        (
+            "payloads",
+            True,
+            lambda e: f"{e['config']['payloads']} x {size_label(e['config']['payload_size'])}",
+        ),
+        ("time", True, lambda e: _best_median(e, "seconds", _seconds)),
+        ("MB/s", True, lambda e: _best_median(e, "mb_s", _mb_s)),
+        ("vs one after another", True, _vs),
+        ("peak RSS", True, _peak),
+        ("every payload at once", True, lambda e: f"{e['size'] / MIB:.0f} MiB"),
+    ],
     "large": [
         ("size", True, lambda e: e["size_label"]),
         ("data", False, lambda e: e["data"]),
@@ -477,7 +603,15 @@ def _up_down_rss(entry: Entry) -> str:
     return f"+{up:.0f} / +{down:.0f} MiB"
 
 
+def _per_second(entry: Entry, what: str) -> str:
+    count = entry["config"][what]
+    best, median = count / entry["seconds_best"], count / entry["seconds_median"]
+    return f"{best:.0f} ({median:.0f})"
+
+
 def table_kind(entry: Entry) -> str:
+    if entry["suite"] == "asyncio":
+        return f"asyncio {entry['config']['kind']}"
     if entry["suite"] in ("pipeline", "s3"):
         return str(entry["suite"])
     if "300 KB" in entry["table"]:
@@ -495,8 +629,9 @@ def render_table(entries: list[Entry]) -> list[str]:
                 for c in columns
             ]
             columns.insert(3, ("stored as (stored/original)", False, _stored))
-        # One payload per run in these: the bytes per payload byte mean something.
-        if kind in ("s3", "large"):
+        # One payload (or one set of them) per run in these: bytes per payload byte mean
+        # something.
+        if kind in ("s3", "large", "asyncio consume", "asyncio resolve"):
             columns = columns + SHAPED_COLUMNS
         else:
             columns = columns + SHAPED_COLUMNS[1:]
@@ -547,6 +682,32 @@ NOTES = {
         "untimed ones; a run's figure is its median (p50) round trip. Baseline: the official "
         "client; the ratio is judged on the medians of the runs."
     ),
+    "asyncio": (
+        "The asyncio face (`benchmarks/aio_bench.py`), each scenario in a process of its own on "
+        "one event loop. Payloads are random bytes (incompressible), stored with sha256 and "
+        "native pointers (the AWS format carries text only); the S3 store runs at the options "
+        "of the SQS tables."
+    ),
+    "asyncio send": (
+        "Median time of one send of 1 KiB: `AsyncSqsTransport.send` and raw aiobotocore "
+        "`send_message` alternate on one client and loop (the order swapped every round), after "
+        "20 untimed rounds; the queue is drained every five rounds, untimed."
+    ),
+    "asyncio consume": (
+        "A queue filled beforehand in another process (every payload stored), plus 10 "
+        "messages each consumer handles untimed first; the time is to handle every other "
+        "message: the payload read (verified) and its length checked, the message deleted. "
+        "`async consume()` is `offload_core.aio.consumer.consume` with an `AsyncSqsTransport`; "
+        "`sync SqsTransport` receives 10, reads each payload in turn, acknowledges the batch, "
+        "and again. Baseline: the sync consumer. The bound is +64 MiB plus one payload per "
+        "message in flight."
+    ),
+    "asyncio resolve": (
+        "Payloads stored beforehand in another process, read back: all at once on one event "
+        "loop (`asyncio.gather` of `AsyncOffloader.read_pointer`, each payload dropped once its "
+        "length is checked), or one after another with `Offloader.read_pointer`, after an "
+        "untimed warm-up. Baseline: one after another."
+    ),
     "large": (
         "Baseline: the official client with `str` in and out on the same data and size. Ours "
         "runs with `bytes` in and out, or with a file in and a file out (`stream`); on JSON "
@@ -585,6 +746,26 @@ def configuration_notes(plan: dict[str, Any]) -> list[str]:
         "worker threads (`ours + zstd level 1, 2 threads, stream`), faster for a little more "
         "stored. The S3 tables are without compression, as issue 4 asks. Checksums: sha256 "
         "(default), crc32c, xxh3-128 and blake3 in the pipeline table; sha256 elsewhere.",
+        *_aio_notes(plan),
+    ]
+
+
+def _aio_notes(plan: dict[str, Any]) -> list[str]:
+    """How the asyncio tables were made, where ``plan`` ran them."""
+    aio = plan.get("aio")
+    if aio is None or (plan.get("only") and "asyncio" not in plan["only"]):
+        return []
+    return [
+        f"**asyncio tables:** {aio['sends']} sends of 1 KiB per client and run; consumers of "
+        f"{aio['messages']} messages of {size_label(aio['message_size'])} "
+        f"({aio['concurrency']} in flight in the asynchronous one); {aio['resolves']} payloads "
+        f"of {size_label(aio['resolve_size'])} read at once. Payloads are random bytes, stored "
+        "with sha256 and native pointers. **Deep queues on moto (trap):** for every message it "
+        "returns, moto's `ReceiveMessage` computes all of the queue's attributes (a pass over "
+        "every message in the queue) to read its retention period, so receiving 10 messages "
+        "from a queue 200 deep took about 120 ms instead of 7; both moto servers of the harness "
+        "read the retention period alone (`moto_keepalive.patch_moto_sqs`). Only the consumer "
+        "tables have deep queues; every other SQS table keeps its queue under ten messages.",
     ]
 
 
@@ -633,6 +814,22 @@ def _load(values: list[float]) -> str:
     return " / ".join(f"{v:.2f}" for v in values) or "unknown"
 
 
+def _merged_runs(report: dict[str, Any]) -> list[str]:
+    """A paragraph for every run whose rows were merged into ``report`` (``run.py --merge``)."""
+    lines = []
+    for run in report.get("merged", []):
+        suites = ", ".join(run["suites"])
+        networks = ", ".join(run["networks"])
+        lines += [
+            "",
+            f"Rows of {suites} ({networks}): generated {run['started']} by `{run['command']}` "
+            f"in {run['duration_seconds']:.0f} s, {_runs(run['plan'], [])} of each scenario; "
+            f"load average {_load(run['load_average']['start'])} at the start, "
+            f"{_load(run['load_average']['end'])} at the end.",
+        ]
+    return lines
+
+
 def markdown(report: dict[str, Any], image_names: list[str]) -> str:
     m = report["machine"]
     memory = f"{m['memory_bytes'] / 2**30:.1f} GiB" if m.get("memory_bytes") else "unknown"
@@ -656,6 +853,7 @@ def markdown(report: dict[str, Any], image_names: list[str]) -> str:
         "that process's high-water RSS during the timed part minus its RSS just before, the "
         "highest of its runs. The machine is shared with other work: expect medians to vary by "
         "tens of percent between runs.",
+        *_merged_runs(report),
         "",
         "## Configurations, and what they hide",
         "",
@@ -677,12 +875,20 @@ def markdown(report: dict[str, Any], image_names: list[str]) -> str:
         if len(profiles) > 1:
             title = "Loopback" if profile == "loopback" else NETWORKS[profile].label
             lines += ["", f"# {title}"]
-        for title, entries in tables.items():
-            if _profile(entries[0]) == profile:
-                note = NOTES[table_kind(entries[0])]
-                if table_kind(entries[0]) == "s3" and profile != "loopback":
-                    note = NOTES["s3 shaped"]
-                lines += ["", f"## {title}", "", note, "", *render_table(entries)]
+        chosen = {t: e for t, e in tables.items() if _profile(e[0]) == profile}
+        for title, entries in chosen.items():
+            if entries[0]["suite"] == "asyncio":
+                continue
+            note = NOTES[table_kind(entries[0])]
+            if table_kind(entries[0]) == "s3" and profile != "loopback":
+                note = NOTES["s3 shaped"]
+            lines += ["", f"## {title}", "", note, "", *render_table(entries)]
+        aio = {t: e for t, e in chosen.items() if e[0]["suite"] == "asyncio"}
+        if aio:
+            lines += ["", "## asyncio", "", NOTES["asyncio"]]
+        for title, entries in aio.items():
+            note = NOTES[table_kind(entries[0])]
+            lines += ["", f"### {title}", "", note, "", *render_table(entries)]
     skipped = [
         f"{s['table']}, {size_label(s['size'])}, {s['scenario']}: {s['reason']}"
         for s in report["skipped"]
@@ -703,7 +909,9 @@ def _panels(entries: list[Entry]) -> dict[str, dict[str, list[Entry]]]:
     """Panel title -> scenario -> entries by size, for tables that span sizes."""
     panels: dict[str, dict[str, list[Entry]]] = {}
     for entry in entries:
-        if "seconds_best" not in entry or table_kind(entry) in ("small", "latency"):
+        if "seconds_best" not in entry or entry["suite"] == "asyncio":
+            continue
+        if table_kind(entry) in ("small", "latency"):
             continue
         title = entry["table"]
         if entry["suite"] != "s3":

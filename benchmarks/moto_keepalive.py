@@ -10,6 +10,12 @@ so each SQS call opens a new connection; behind a network profile that would cos
 TCP and TLS handshake that real SQS, which keeps connections open, does not. This server runs
 the same moto application, reads each request body by its ``Content-Length`` and answers with
 one, so clients keep their connections as they would with AWS.
+
+It also takes out one cost of moto's that grows with the queue (:func:`patch_moto_sqs`): for
+every message it returns, moto's ``ReceiveMessage`` computes all of the queue's attributes
+(approximate counts included, a pass over every message in the queue) to read one of them,
+the retention period, so a receive of ten messages at a depth of 200 takes about 120 ms
+instead of a few. SQS's own latency does not grow with the queue's depth.
 """
 
 from __future__ import annotations
@@ -95,9 +101,31 @@ def make_handler(app: Any) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
+def patch_moto_sqs() -> None:
+    """Make moto's retention check of a received message read the queue's retention period
+    alone (as moto stores it: an int of seconds) instead of computing every attribute of the
+    queue; the check itself is unchanged."""
+    from moto.core.utils import unix_time
+    from moto.sqs.models import Message, SQSBackend
+
+    def is_message_valid_based_on_retention_period(
+        self: SQSBackend, queue_name: str, message: Message
+    ) -> bool:
+        queue = self.get_queue(queue_name)
+        retention = int(queue.message_retention_period)  # type: ignore[attr-defined]
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())  # type: ignore[operator]
+
+    setattr(  # noqa: B010
+        SQSBackend,
+        "is_message_valid_based_on_retention_period",
+        is_message_valid_based_on_retention_period,
+    )
+
+
 def main() -> None:
     from moto.server import DomainDispatcherApplication, create_backend_app
 
+    patch_moto_sqs()
     app = DomainDispatcherApplication(create_backend_app)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(app))
     server.daemon_threads = True

@@ -301,9 +301,12 @@ def _digest(path: Path) -> str:
 
 # -- the parent: endpoints, payloads, runs, the table ----------------------------------------------
 
-MOTO_SERVER = """
+MOTO_SERVER = f"""
 import sys, time
+sys.path.insert(0, {str(HERE)!r})
+from moto_keepalive import patch_moto_sqs
 from offload_core.testing.aws import MotoServer
+patch_moto_sqs()  # receives that do not slow down as a queue grows
 server = MotoServer().start()
 print(server.endpoint, flush=True)
 sys.stdin.read()
