@@ -398,6 +398,8 @@ class S3Store:
             with suppress(Exception):
                 response["Body"].close()
             raise SizeMismatchError(expected=size, actual=actual, location=location)
+        else:  # known and small enough for one GET: its stream is the whole read
+            span, concurrency = max(size, 1), 1
         return self._reader(io, object_key, location, response, size, span, concurrency)
 
     async def _open_ranges(
