@@ -125,9 +125,13 @@ class _BackgroundHasher:
         self._wait(0)
 
     def close(self) -> None:
-        """Stop the worker; queued pieces are dropped (the digest is then meaningless)."""
+        """Stop the worker; queued pieces are dropped (the digest is then meaningless). Once
+        every batch is hashed (after :meth:`hexdigest`) the idle worker is let go without
+        waiting for its thread to end, so closing never blocks (an event loop, say); otherwise
+        this waits for the batch being hashed, which may hold views of the caller's buffer."""
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            idle = all(future.done() for future in self._queued)
+            self._executor.shutdown(wait=not idle, cancel_futures=True)
             self._executor = None
         self._queued.clear()
         self._batch = []

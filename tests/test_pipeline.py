@@ -7,6 +7,7 @@ import io
 import json
 import os
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -455,8 +456,11 @@ def test_a_pending_write_that_is_closed_stops_its_thread(tmp_path: Path) -> None
             checksum="sha256",
             hasher=hashlib.sha256(),
         )
-    pending.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("offload-hash")]
+    pending.close()  # an idle worker is let go without a join: its thread ends by itself
+    deadline = time.monotonic() + 5
+    while [t for t in threading.enumerate() if t.name.startswith("offload-hash")]:
+        assert time.monotonic() < deadline, "the hashing thread did not end"
+        time.sleep(0.01)
 
 
 # -- reading: integrity ----------------------------------------------------------------------
