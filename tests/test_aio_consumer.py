@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from sqs_support import drain, new_queue, offloader, unique
+from sqs_support import Calls, drain, new_queue, offloader, unique
 
 from offload_core.aio import AsyncOffloader
 from offload_core.aio.consumer import consume
@@ -68,12 +68,18 @@ def test_many_messages_in_flight_are_all_verified_and_acknowledged(
                 seen.append(await message.payload())
                 in_flight -= 1
 
+            nonlocal calls
+            calls = Calls(queue.client)
             return await consume(queue, handle, concurrency=8, wait_seconds=1, idle_seconds=2)
 
+    calls: Calls | None = None
     with new_queue(sqs, "consume", MaximumMessageSize=LIMIT) as url:
         outcome = run(main)
         assert drain(sqs, url) == 0
     assert outcome.acknowledged == 30
+    assert calls is not None
+    assert calls["DeleteMessageBatch"] <= 10  # acknowledgements go several to a call
+    assert "DeleteMessage" not in calls
     assert outcome.failed == 0
     assert sorted(seen) == sorted(s.encode() for s in sent)
     assert 1 < peak <= 8

@@ -29,7 +29,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from offload_core.errors import TransportError
+
 __all__ = ["AsyncMessage", "AsyncReceiver", "ConsumeResult", "consume"]
+
+#: Messages per acknowledgement call (SQS's batch limit).
+MAX_BATCH = 10
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,10 @@ class AsyncMessage(Protocol):
     """What the loop needs of a received message (an ``AsyncSqsMessage``)."""
 
     message_id: str
+
+    def check_deliverable(self) -> None:
+        """Raise if the payload is known not to have been delivered intact."""
+        ...
 
     async def ack(self, *, force: bool = False) -> None: ...
 
@@ -75,6 +84,80 @@ class ConsumeResult:
     extended: int = 0
 
 
+class _Acks(Generic[M]):
+    """Acknowledgements gathered into batch calls (``DeleteMessageBatch``): ten at a time, or
+    whatever waits ``linger`` seconds after the first. A message whose handler is cancelled
+    while its acknowledgement waits is still acknowledged: it was handled."""
+
+    def __init__(self, queue: Any, linger: float) -> None:
+        self._acknowledge: Callable[..., Awaitable[Sequence[Any]]] | None = getattr(
+            queue, "acknowledge", None
+        )
+        self._linger = linger
+        self._waiting: list[tuple[M, asyncio.Future[None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def ack(self, message: M) -> None:
+        """Acknowledge ``message`` (refused, raising, if its payload was not delivered)."""
+        if self._acknowledge is None:  # a queue without batch acknowledgement
+            await message.ack()
+            return
+        message.check_deliverable()
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((message, done))
+        if len(self._waiting) >= MAX_BATCH:
+            self._send_waiting()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._linger, self._send_waiting)
+        await asyncio.shield(done)
+
+    def _send_waiting(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            task = asyncio.create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[M, asyncio.Future[None]]]) -> None:
+        assert self._acknowledge is not None
+        try:
+            failed = await self._acknowledge([message for message, _ in batch], force=True)
+        except BaseException as exc:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        refused = {str(failure.id): failure for failure in failed}
+        for n, (message, done) in enumerate(batch):
+            failure = refused.get(str(n))
+            if done.done():
+                continue
+            if failure is None:
+                done.set_result(None)
+            else:
+                done.set_exception(
+                    TransportError(
+                        f"acknowledging {message.message_id} failed: {failure.code}: "
+                        f"{failure.message}",
+                        operation="DeleteMessageBatch",
+                        code=failure.code,
+                        retryable=not failure.sender_fault,
+                    )
+                )
+
+    async def drain(self) -> None:
+        """Send what waits, and wait until every acknowledgement sent is answered."""
+        self._send_waiting()
+        if self._sending:
+            await asyncio.wait(set(self._sending))
+
+
 class _Run(Generic[M]):
     def __init__(
         self,
@@ -82,7 +165,9 @@ class _Run(Generic[M]):
         visibility_timeout: int,
         extend_every: float,
         release_failed: bool,
+        acks: _Acks[M],
     ) -> None:
+        self.acks = acks
         self.handler = handler
         self.visibility_timeout = visibility_timeout
         self.extend_every = extend_every
@@ -93,7 +178,7 @@ class _Run(Generic[M]):
         keeper = asyncio.create_task(self._keep_invisible(message))
         try:
             await self.handler(message)
-            await message.ack()  # refuses a payload that was not delivered intact
+            await self.acks.ack(message)  # refuses a payload that was not delivered intact
         except Exception:
             self.result.failed += 1
             log.warning("message %s not acknowledged", message.message_id, exc_info=True)
@@ -135,6 +220,7 @@ async def consume(
     stop: asyncio.Event | None = None,
     limit: int | None = None,
     idle_seconds: float | None = None,
+    ack_linger: float = 0.05,
 ) -> ConsumeResult:
     """Receive from ``queue`` and run ``handler`` on each message, ``concurrency`` at a time.
 
@@ -148,10 +234,16 @@ async def consume(
         are not acknowledged, and come back when their visibility ends.
     :param limit: stop after this many messages were received (all finished first).
     :param idle_seconds: stop once no message has arrived for this long.
+    :param ack_linger: acknowledgements are sent ten to a call (``DeleteMessageBatch``), or
+        what has gathered this many seconds after the first: fewer calls, and a message is
+        acknowledged at most this much later.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    run = _Run(handler, visibility_timeout, extend_every or visibility_timeout / 3, release_failed)
+    acks: _Acks[M] = _Acks(queue, ack_linger)
+    run = _Run(
+        handler, visibility_timeout, extend_every or visibility_timeout / 3, release_failed, acks
+    )
     tasks: set[asyncio.Task[None]] = set()
     stop = stop or asyncio.Event()
     received = 0
@@ -182,6 +274,8 @@ async def consume(
         if tasks:
             await asyncio.wait(tasks)
         raise
+    finally:
+        await acks.drain()  # handled messages are acknowledged, even on the way out
     return run.result
 
 
