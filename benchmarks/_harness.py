@@ -405,6 +405,23 @@ class Harness:
         self.rows.append(row)
         return row
 
+    def _asyncio_row(
+        self, table: str, scenario: str, size: int, baseline: str, config: dict[str, Any]
+    ) -> Row:
+        """A row of the asyncio suite: random payloads, sha256, against ``baseline``."""
+        return self.row(
+            suite="asyncio",
+            table=table,
+            scenario=scenario,
+            size=size,
+            data="random",
+            client="offload",
+            io="bytes",
+            checksum="sha256",
+            baselines=(baseline,),
+            config=config,
+        )
+
     def run_jobs(self, jobs: list[Job], repeat: int) -> None:
         """``repeat`` rounds of ``jobs``, in a new order every round, so that no scenario always
         follows the same one (what one run leaves behind slows the next on a shared machine)."""
@@ -680,17 +697,9 @@ class Harness:
         config = {"kind": "consume", "messages": messages, "message_size": size}
         jobs = []
         for client, scenario in consumers.items():
-            row = self.row(
-                suite="asyncio",
-                table=table,
-                scenario=scenario,
-                size=messages * size,
-                data="random",
-                client="offload",
-                io="bytes",
-                checksum="sha256",
-                baselines=(consumers["sync"],),
-                config=config | ({"concurrency": plan.concurrency} if client == "async" else {}),
+            extra = {"concurrency": plan.concurrency} if client == "async" else {}
+            row = self._asyncio_row(
+                table, scenario, messages * size, consumers["sync"], config | extra
             )
             cfg = {**base, "client": client, "count": messages, "size": size}
             cfg |= {"warmup": aio_bench.CONSUMER_WARMUP, "concurrency": plan.concurrency}
@@ -708,18 +717,8 @@ class Harness:
         cfg["pointers"] = str(self.workdir / f"pointers-{uuid.uuid4().hex[:8]}.json")
         jobs = []
         for client, scenario in readers.items():
-            row = self.row(
-                suite="asyncio",
-                table=table,
-                scenario=scenario,
-                size=count * size,
-                data="random",
-                client="offload",
-                io="bytes",
-                checksum="sha256",
-                baselines=(readers["sync"],),
-                config={"kind": "resolve", "payloads": count, "payload_size": size},
-            )
+            config = {"kind": "resolve", "payloads": count, "payload_size": size}
+            row = self._asyncio_row(table, scenario, count * size, readers["sync"], config)
             run = functools.partial(_resolve, {**cfg, "client": client}, env)
             jobs.append(Job(f"asyncio resolves {client}", {"": row}, run))
         try:

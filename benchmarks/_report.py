@@ -468,6 +468,20 @@ def _peak(entry: Entry) -> str:
 
 #: Columns of each kind of table: (heading, right-aligned, value).
 Column = tuple[str, bool, Callable[[Entry], str]]
+
+
+def _send_columns(baseline: str) -> list[Column]:
+    """The columns of a small-send table, against ``baseline``."""
+    return [
+        ("client", False, lambda e: e["scenario"]),
+        ("median send", True, lambda e: _best_median(e, "seconds", _seconds)),
+        (baseline, True, _vs),
+        ("overhead (medians)", True, lambda e: f"{1 / e['vs_baseline_median'] - 1:+.1%}"),
+        ("payloads stored", True, lambda e: str(e.get("stored", 0))),
+        ("peak RSS", True, _peak),
+    ]
+
+
 COLUMNS: dict[str, list[Column]] = {
     "pipeline": [
         ("size", True, lambda e: e["size_label"]),
@@ -490,14 +504,7 @@ COLUMNS: dict[str, list[Column]] = {
         ("vs fastest boto3", True, _vs),
         ("peak RSS up / down", True, lambda e: _up_down_rss(e)),
     ],
-    "small": [
-        ("client", False, lambda e: e["scenario"]),
-        ("median send", True, lambda e: _best_median(e, "seconds", _seconds)),
-        ("vs raw boto3", True, _vs),
-        ("overhead (medians)", True, lambda e: f"{1 / e['vs_baseline_median'] - 1:+.1%}"),
-        ("payloads stored", True, lambda e: str(e.get("stored", 0))),
-        ("peak RSS", True, _peak),
-    ],
+    "small": _send_columns("vs raw boto3"),
     "latency": [
         ("client", False, lambda e: e["scenario"]),
         ("p50 round trip", True, lambda e: _best_median(e, "seconds", _seconds)),
@@ -505,14 +512,7 @@ COLUMNS: dict[str, list[Column]] = {
         ("p50 vs official", True, _vs),
         ("peak RSS", True, _peak),
     ],
-    "asyncio send": [
-        ("client", False, lambda e: e["scenario"]),
-        ("median send", True, lambda e: _best_median(e, "seconds", _seconds)),
-        ("vs raw aiobotocore", True, _vs),
-        ("overhead (medians)", True, lambda e: f"{1 / e['vs_baseline_median'] - 1:+.1%}"),
-        ("payloads stored", True, lambda e: str(e.get("stored", 0))),
-        ("peak RSS", True, _peak),
-    ],
+    "asyncio send": _send_columns("vs raw aiobotocore"),
     "asyncio consume": [
         ("consumer", False, lambda e: e["scenario"]),
         ("messages", True, lambda e: str(e["config"]["messages"])),
