@@ -386,6 +386,7 @@ def open_verified(
         location=location,
     )
     reader._stored_size = stored
+    reader.raw = raw
     return reader
 
 
@@ -430,6 +431,8 @@ class VerifyingReader(io.BufferedIOBase, BinaryIO):
         self._count = 0
         #: The stored object's own size, when it holds the payload raw and the store said so.
         self._stored_size: int | None = None
+        #: The store's stream underneath (what :func:`open_verified` was given).
+        self.raw: BinaryIO | None = None
         self._error: IntegrityError | None = None
         #: True once the whole payload has been read and every available check has passed.
         self.verified = False

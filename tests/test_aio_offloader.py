@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,55 @@ def test_concurrent_reads_hold_at_most_the_read_memory() -> None:
     asyncio.run(main())
     assert counter["open"] == 0
     assert 1 < counter["peak"] <= 3
+
+
+def test_a_cancelled_resolve_stops_reading_at_once() -> None:
+    """Cancelled while its thread waits for bytes, a resolve ends without reading the rest of
+    the payload, and leaves no task behind."""
+    from offload_backends.memory import MemoryStore
+    from offload_core.aio import InlineStore
+
+    pieces: list[int] = []
+
+    class Slow:
+        def __init__(self, source: Any) -> None:
+            self._source = source
+            self.size = source.size
+
+        async def read(self, size: int = -1) -> bytes:
+            await asyncio.sleep(0.05)  # 1 MiB every 50 ms: 64 MiB would take over 3 s
+            data: bytes = await self._source.read(size)
+            pieces.append(len(data))
+            return data
+
+        async def aclose(self) -> None:
+            await self._source.aclose()
+
+    class SlowFace(InlineStore):
+        async def open_read(self, key: str, *, size: int | None = None) -> Any:
+            return Slow(await super().open_read(key, size=size))
+
+    class SlowStore(MemoryStore):
+        def async_store(self) -> InlineStore:
+            return SlowFace(self)
+
+    store = SlowStore(f"memory://{unique('slow')}")
+
+    async def main() -> float:
+        async with AsyncOffloader(store, pointer_format="native") as off:
+            pointer = await off.store_payload(os.urandom(64 * MiB))
+            before = asyncio.all_tasks()
+            task = asyncio.create_task(off.read_pointer(pointer))
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            took = time.monotonic() - started
+            await asyncio.sleep(0)
+            assert asyncio.all_tasks() <= before
+            return took
+
+    took = asyncio.run(main())
+    assert took < 1.0
+    assert sum(pieces) < 32 * MiB  # far from the whole payload

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from offload_core.codecs import Frozen
-from offload_core.errors import OffloadError
+from offload_core.errors import OffloadError, StorageError
 from offload_core.flow import Sink, StoreIO
 from offload_core.message import OutgoingMessage
 from offload_core.offloader import Offloader, PrepareOptions, Received, Sendable
@@ -70,6 +70,21 @@ async def _on_worker(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` on a worker thread, awaited to its end even when cancelled meanwhile."""
     loop = asyncio.get_running_loop()
     return await finish(loop.run_in_executor(_cpu(), fn, *args))
+
+
+async def _reading(reader: BinaryIO, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, a read of ``reader``, on a worker thread. Cancelled meanwhile, the
+    reader's feed is closed so that the thread's read ends at once (not after the rest of the
+    payload has arrived), and the thread is waited for; the reader is then unusable."""
+    future = asyncio.get_running_loop().run_in_executor(_cpu(), fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        feed = _feed_of(reader)
+        if feed is not None:
+            feed.close()
+        await asyncio.wait([future])
+        raise
 
 
 class _Feed(io.RawIOBase, BinaryIO):
@@ -154,6 +169,10 @@ class _Feed(io.RawIOBase, BinaryIO):
             if self._error is not None:
                 if isinstance(self._error, OffloadError):
                     raise self._error
+                if isinstance(self._error, Exception):  # a store that did not translate it
+                    raise StorageError(f"reading the payload failed: {self._error}") from (
+                        self._error
+                    )
                 raise ValueError("the stream was closed while it was read") from self._error
             if self.closed:
                 raise ValueError("I/O operation on closed file")
@@ -241,7 +260,7 @@ class _FeedIO:
         return _Feed(source, on_close=partial(budget.give_back, held))
 
     async def read_all(self, reader: BinaryIO) -> bytes:
-        return await _on_worker(read_all, reader)
+        return await _reading(reader, read_all, reader)
 
 
 class AsyncPayloadStream:
@@ -256,7 +275,7 @@ class AsyncPayloadStream:
     def verified(self) -> bool:
         """True once the whole payload has been read and every check has passed."""
         reader = self._reader
-        return reader.verified if isinstance(reader, VerifyingReader) else reader.closed is False
+        return reader.verified if isinstance(reader, VerifyingReader) else True  # inline
 
     @property
     def bytes_read(self) -> int:
@@ -264,10 +283,11 @@ class AsyncPayloadStream:
         return reader.bytes_read if isinstance(reader, VerifyingReader) else reader.tell()
 
     async def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes (everything left for ``-1``); ``b""`` at the verified end."""
+        """Up to ``size`` bytes (everything left for ``-1``); ``b""`` at the verified end. A read
+        cancelled while it waits for bytes leaves the stream unusable: close it."""
         if size is None or size < 0:
-            return await _on_worker(read_all, self._reader)
-        return await _on_worker(self._reader.read, size)
+            return await _reading(self._reader, read_all, self._reader)
+        return await _reading(self._reader, self._reader.read, size)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -278,9 +298,8 @@ class AsyncPayloadStream:
 
     async def aclose(self) -> None:
         """Stop reading and release the connection."""
-        raw = getattr(self._reader, "_stream", None)
-        self._reader.close()
-        feed = _feed_of(self._reader) or _feed_of(raw)
+        await _on_worker(self._reader.close)  # it may wait for a hashing thread
+        feed = _feed_of(self._reader)
         if feed is not None:
             await feed.wait_closed()
 
@@ -291,15 +310,10 @@ class AsyncPayloadStream:
         await self.aclose()
 
 
-def _feed_of(stream: object) -> _Feed | None:
-    """The feed at the bottom of a reader's chain of streams, if any."""
-    seen = 0
-    while stream is not None and seen < 8:
-        if isinstance(stream, _Feed):
-            return stream
-        stream = getattr(stream, "_stream", None) or getattr(stream, "_inner", None)
-        seen += 1
-    return None
+def _feed_of(reader: BinaryIO) -> _Feed | None:
+    """The feed a verifying reader reads from, if any (not for inline payloads)."""
+    raw = getattr(reader, "raw", None)
+    return raw if isinstance(raw, _Feed) else None
 
 
 class Opening:
