@@ -84,6 +84,11 @@ class StoreIO(Protocol):
         """:func:`offload_core.pipeline.read_all` of ``reader``."""
         ...
 
+    def reserving(self, size: int | None) -> AbstractAsyncContextManager[None]:
+        """Held around a whole-payload read of an object of ``size`` stored bytes (if known):
+        where a face bounds the memory of concurrent reads, the read waits here for its turn."""
+        ...
+
 
 class _SyncSink:
     def __init__(self, raw: BinaryIO) -> None:
@@ -115,6 +120,10 @@ class SyncStoreIO:
 
     async def read_all(self, reader: BinaryIO) -> bytes:
         return read_all(reader)
+
+    @asynccontextmanager
+    async def reserving(self, size: int | None) -> AsyncIterator[None]:
+        yield  # one read at a time already
 
 
 #: The synchronous face of store I/O.

@@ -655,9 +655,10 @@ class Offloader:
             with observing(
                 self.plugins, "resolve", attributes=_pointer_attributes(pointer), **message
             ) as op:
-                stream = await self._verifying(pointer, op, io)
-                with stream, observing(self.plugins, "read"):
-                    data = await io.read_all(stream)
+                async with io.reserving(_stored_size(pointer)):
+                    stream = await self._verifying(pointer, op, io)
+                    with stream, observing(self.plugins, "read"):
+                        data = await io.read_all(stream)
         except OffloadError as exc:
             self._resolve_failed(exc, pointer, op)
             raise

@@ -27,7 +27,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypedDict, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Protocol,
+    TypeAlias,
+    TypedDict,
+    TypeVar,
+    runtime_checkable,
+)
 
 from .errors import IncompatibleOptionsError, MessageTooLargeError, OffloadError, TransportError
 from .events import ErrorEvent, SentEvent
@@ -204,6 +213,10 @@ class SendOptions(TypedDict, total=False):
 
 
 E = TypeVar("E", bound=Entry)
+#: What :meth:`TransportCore._answer_batch` returns: an outcome per message and the
+#: service's answer, or an awaitable of them.
+Outcomes: TypeAlias = "tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]"
+Answered: TypeAlias = "Outcomes | Awaitable[Outcomes]"
 
 log = logging.getLogger(__name__)
 
@@ -270,11 +283,15 @@ class TransportCore(ABC):
                 )
         return outcomes
 
-    async def _answer_batch(
+    def _answer_batch(self, batch: Sequence[tuple[OutgoingMessage, Entry]]) -> Answered:
+        """:meth:`_send_messages`, and the service's answer to the call when the transport
+        keeps it (for :attr:`BatchResult.responses`); override one or the other (as a plain
+        method or a coroutine, as :meth:`_prepare`)."""
+        return self._outcomes_alone(batch)
+
+    async def _outcomes_alone(
         self, batch: Sequence[tuple[OutgoingMessage, Entry]]
     ) -> tuple[list[SendResult | BatchFailure], Mapping[str, Any] | None]:
-        """:meth:`_send_messages`, and the service's answer to the call when the transport
-        keeps it (for :attr:`BatchResult.responses`); override one or the other."""
         return await resolved(self._send_messages(batch)), None
 
     async def _ready(self) -> None:
@@ -295,8 +312,13 @@ class TransportCore(ABC):
         fields, like EventBridge's, says so here)."""
         return self.limits
 
-    async def _prepare(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
+    def _prepare(
+        self, entry: Entry, payload: Sendable, limits: Limits
+    ) -> OutgoingMessage | Awaitable[OutgoingMessage]:
         """The entry's message: inline, or pointing to its stored payload."""
+        return self._prepared(entry, payload, limits)
+
+    async def _prepared(self, entry: Entry, payload: Sendable, limits: Limits) -> OutgoingMessage:
         return await self.offloader.prepare_flow(
             payload,
             self._io,
@@ -402,7 +424,7 @@ class TransportCore(ABC):
         with self._observing("publish") as op:
             self._check(entry)
             (entry,) = self._traced([entry], op)
-            message = await self._prepare(entry, entry.payload, self._limits_for(entry))
+            message = await resolved(self._prepare(entry, entry.payload, self._limits_for(entry)))
             op.attributes["stored"] = message.pointer is not None
             async with compensating_flow([message.pointer], self._discard, self._outcome_unknown):
                 with self._observing("send") as sending:
@@ -479,14 +501,14 @@ class TransportCore(ABC):
             async with compensating_flow((m.pointer for m in prepared), self._discard, never_sent):
                 for entry in entries:
                     limits = self._limits_for(entry)
-                    prepared.append(await self._prepare(entry, entry.payload, limits))
+                    prepared.append(await resolved(self._prepare(entry, entry.payload, limits)))
                 await self._fit(prepared, entries)
             pointers = [m.pointer for m in prepared]
             op.attributes["stored"] = sum(p is not None for p in pointers)
             async with compensating_flow(pointers, self._discard, self._outcome_unknown):
                 with self._observing("send", attributes={"message_count": len(entries)}):
                     batch = list(zip(prepared, entries, strict=True))
-                    outcomes, answer = await self._answer_batch(batch)
+                    outcomes, answer = await resolved(self._answer_batch(batch))
             if len(outcomes) != len(prepared):
                 raise RuntimeError(
                     f"{type(self).__name__}._send_messages lost track of its entries"
@@ -520,7 +542,7 @@ class TransportCore(ABC):
             body, entry = prepared[i].body, entries[i]
             if entry.content_type is None and is_json_value(entry.payload):
                 entry = replace(entry, content_type=JSON_TYPE)  # as the first pass typed it
-            stored = await self._prepare(entry, body, limits[i].refusing(body))
+            stored = await resolved(self._prepare(entry, body, limits[i].refusing(body)))
             async with compensating_flow([stored.pointer], self._discard, never_sent):
                 size = self._measure(stored, limits[i])
             if size >= sizes[i]:  # the pointer is no smaller than the body it replaces

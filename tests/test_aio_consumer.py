@@ -212,3 +212,59 @@ def test_a_cancelled_loop_acknowledges_nothing_unhandled(
                 break
             asyncio.run(asyncio.sleep(0.5))
         assert came_back == 4
+
+
+def test_a_failed_receive_finishes_what_is_in_flight_then_raises(
+    moto_server: MotoServer, bucket: str, sqs: Any
+) -> None:
+    handled: list[str] = []
+
+    async def main() -> None:
+        async with queue_of(moto_server, url, bucket) as queue:
+            await queue.send_batch([body(n) for n in range(3)])
+            receive = queue.receive
+            calls = 0
+
+            async def failing(*args: Any, **kwargs: Any) -> Any:
+                nonlocal calls
+                calls += 1
+                if calls > 1:
+                    raise ConnectionError("the network went away")
+                return await receive(*args, **kwargs)
+
+            queue.receive = failing  # type: ignore[method-assign]
+
+            async def handle(message: AsyncSqsMessage) -> None:
+                await asyncio.sleep(0.2)  # still working when the next receive fails
+                await message.payload()
+                handled.append(message.message_id)
+
+            with pytest.raises(ConnectionError):
+                await consume(queue, handle, concurrency=8, wait_seconds=0)
+
+    with new_queue(sqs, "consume") as url:
+        run(main)
+        assert drain(sqs, url) == 0  # the three were handled and acknowledged
+    assert len(handled) == 3
+
+
+def test_one_message_at_a_time_is_acknowledged_at_once(
+    moto_server: MotoServer, bucket: str, sqs: Any
+) -> None:
+    async def main() -> Any:
+        nonlocal calls
+        async with queue_of(moto_server, url, bucket) as queue:
+            await queue.send_batch([body(n) for n in range(4)])
+            calls = Calls(queue.client)
+
+            async def handle(message: AsyncSqsMessage) -> None:
+                await message.payload()
+
+            return await consume(queue, handle, concurrency=1, wait_seconds=0, limit=4)
+
+    calls: Calls | None = None
+    with new_queue(sqs, "consume") as url:
+        outcome = run(main)
+    assert outcome.acknowledged == 4
+    assert calls is not None
+    assert calls["DeleteMessageBatch"] == 4  # no waiting for a batch that cannot fill

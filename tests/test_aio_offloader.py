@@ -144,6 +144,26 @@ def test_a_transport_makes_its_client_and_closes_it(
             queue = AsyncSqsTransport(url, off, wait_seconds=1)
             with pytest.raises(RuntimeError, match="first send"):
                 _ = queue.limits
+            opened = 0
+            real_open = queue._clients.open
+
+            async def counting(what: str) -> Any:
+                nonlocal opened
+                opened += 1
+                return await real_open(what)
+
+            queue._clients.open = counting  # type: ignore[method-assign]
+            sent = await asyncio.gather(*(queue.send(b"c") for _ in range(5)))
+            assert opened == 1  # concurrent first sends made one client
+            assert len(sent) == 5
+            acknowledged = 0
+            for _ in range(10):  # take them off the queue again
+                got = await queue.receive(10, wait_seconds=1)
+                acknowledged += len(got) - len(await queue.acknowledge(got))
+                if acknowledged == 5:
+                    break
+            assert acknowledged == 5
+            await queue.aclose()
             async with queue:
                 assert queue.limits.max_size == 262_144
                 sent = await queue.send(b"x" * 300_000)
@@ -272,3 +292,49 @@ def test_a_cancelled_resolve_stops_reading_at_once() -> None:
     took = asyncio.run(main())
     assert took < 1.0
     assert sum(pieces) < 32 * MiB  # far from the whole payload
+
+
+def test_open_streams_neither_starve_publishes_nor_block_resolves() -> None:
+    """Streams whose bytes never come hold reading threads only: publishes still hash and
+    compress, and a resolve still gets its turn under a small read budget."""
+    from offload_backends.memory import MemoryStore
+    from offload_core.aio import InlineStore
+
+    class Stalled:
+        size = None
+
+        async def read(self, size: int = -1) -> bytes:
+            await asyncio.sleep(3600)  # a connection that never answers
+            return b""
+
+        async def aclose(self) -> None:
+            pass
+
+    class StallingFace(InlineStore):
+        async def open_read(self, key: str, *, size: int | None = None) -> Any:
+            if key.startswith("stall"):
+                return Stalled()
+            return await super().open_read(key, size=size)
+
+    class StallingStore(MemoryStore):
+        def async_store(self) -> InlineStore:
+            return StallingFace(self)
+
+    store = StallingStore(f"memory://{unique('stall')}")
+
+    async def main() -> None:
+        async with AsyncOffloader(store, pointer_format="native", read_memory=3 * MiB) as off:
+            stalled = [await off.store_payload(b"s" * MiB, key=f"stall/{n}") for n in range(16)]
+            streams = [await off.open_pointer(p) for p in stalled]
+            readers = [asyncio.create_task(s.read()) for s in streams]
+            await asyncio.sleep(0.1)
+            payload = os.urandom(2 * MiB) + b"x" * (2 * MiB)
+            pointer = await asyncio.wait_for(off.store_payload(payload), 10)
+            assert len(await asyncio.wait_for(off.read_pointer(pointer), 10)) == 4 * MiB
+            for task in readers:
+                task.cancel()
+            await asyncio.wait(readers)
+            for stream in streams:
+                await stream.aclose()
+
+    asyncio.run(main())

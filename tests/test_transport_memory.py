@@ -57,3 +57,22 @@ def test_the_suite_fails_a_transport_that_breaks_the_contract(
         assert outcomes.get("failed", 0) >= 1
         assert outcomes.get("passed", 0) > 10  # the rest of the contract still holds
         result.stdout.fnmatch_lines([f"*FAILED*{failing}*"])
+
+
+class PlainHooks(MemoryTransport):
+    """A plugin written before the hooks could be coroutines: plain overrides of
+    ``_prepare`` and ``_answer_batch``."""
+
+    def _prepare(self, entry, payload, limits):  # type: ignore[no-untyped-def]
+        return self.offloader.prepare(payload, attributes=entry.attributes, limits=limits)
+
+    def _answer_batch(self, batch):  # type: ignore[no-untyped-def]
+        return self._send_messages(batch), None
+
+
+class TestPlainHooks(TransportConformance):
+    """Such a plugin keeps passing the suite, on the synchronous face."""
+
+    @pytest.fixture
+    def transport(self, offloader: Offloader) -> MemoryTransport:
+        return PlainHooks("plain-hooks", offloader, max_message_size=4096)

@@ -8,6 +8,7 @@ never needs this package to import the SDK.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import logging
@@ -59,6 +60,14 @@ class AsyncClients:
         self._session = session
         self._options = options
         self._stack: contextlib.AsyncExitStack | None = None
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while the client is made."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     async def open(self, what: str) -> Any:
         try:
@@ -93,7 +102,9 @@ class AsyncAwsTransport:
 
     async def _connect(self) -> None:
         if self.client is None:
-            self.client = await self._clients.open(self._what)
+            async with self._clients.lock:  # concurrent first sends make one client
+                if self.client is None:
+                    self.client = await self._clients.open(self._what)
 
     async def aclose(self) -> None:
         if self._clients.opened:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final, TypeAlias, TypedDict
 from offload_core.aws.errors import outcome_unknown, translated
 from offload_core.aws.events import to_boto_attributes
 from offload_core.aws.limits import check_attribute_names, sendable_size, sqs_message_size
-from offload_core.flow import SuspendedError, resolved, run_sync
+from offload_core.flow import SYNC, SuspendedError, resolved, run_sync
 from offload_core.message import AttributeLike, OutgoingMessage, as_attributes
 from offload_core.offloader import Offloader, Sendable
 from offload_core.policy import Limits
@@ -152,7 +152,7 @@ class MessagePublisher(TransportCore):
                     f"{self.destination}'s limit is read by the first send of an "
                     "asynchronous transport; send first, or enter it (async with)"
                 )
-                if self.client is None:
+                if self.client is None or self._io is not SYNC:  # an asynchronous face
                     raise unread
                 try:
                     self._info = run_sync(self._read_info())

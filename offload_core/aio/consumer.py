@@ -89,11 +89,13 @@ class _Acks(Generic[M]):
     whatever waits ``linger`` seconds after the first. A message whose handler is cancelled
     while its acknowledgement waits is still acknowledged: it was handled."""
 
-    def __init__(self, queue: Any, linger: float) -> None:
+    def __init__(self, queue: Any, linger: float, batch: int) -> None:
         self._acknowledge: Callable[..., Awaitable[Sequence[Any]]] | None = getattr(
             queue, "acknowledge", None
         )
         self._linger = linger
+        #: Acknowledgements sent together: ten, or fewer when fewer messages are in flight.
+        self._batch = batch
         self._waiting: list[tuple[M, asyncio.Future[None]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -106,7 +108,7 @@ class _Acks(Generic[M]):
         message.check_deliverable()
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((message, done))
-        if len(self._waiting) >= MAX_BATCH:
+        if len(self._waiting) >= self._batch:
             self._send_waiting()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._linger, self._send_waiting)
@@ -240,7 +242,7 @@ async def consume(
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    acks: _Acks[M] = _Acks(queue, ack_linger)
+    acks: _Acks[M] = _Acks(queue, ack_linger, min(MAX_BATCH, concurrency))
     run = _Run(
         handler, visibility_timeout, extend_every or visibility_timeout / 3, release_failed, acks
     )
@@ -268,6 +270,11 @@ async def consume(
                 break
         if tasks:
             await asyncio.wait(tasks)
+    except Exception:
+        # Receiving failed: what is in flight is finished (and acknowledged), then it raises.
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
     except BaseException:
         for task in tasks:
             task.cancel()

@@ -18,8 +18,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager
-from functools import partial
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
@@ -33,12 +32,19 @@ from offload_core.pointer import Pointer
 from offload_core.publishing import OutcomeRule, is_outcome_unknown
 from offload_core.store import Store
 
-from .store import AsyncSource, AsyncStore, async_face, finish
+from .store import AsyncSource, AsyncStore, async_face
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["FEED_WINDOW", "READ_MEMORY", "AsyncOffloader", "AsyncPayloadStream", "Opening"]
+__all__ = [
+    "FEED_WINDOW",
+    "READERS",
+    "READ_MEMORY",
+    "AsyncOffloader",
+    "AsyncPayloadStream",
+    "Opening",
+]
 
 T = TypeVar("T")
 
@@ -51,40 +57,46 @@ READ_RESERVE = 40 * 1024 * 1024
 #: Bytes asked of a store per read.
 _PIECE = 1024 * 1024
 
-_workers: ThreadPoolExecutor | None = None
-_workers_lock = threading.Lock()
+_pools: dict[str, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+#: Threads that decode and verify streams (each may wait for its stream's next bytes): a
+#: stalled connection holds one of these, never a thread that hashes or compresses.
+READERS = 32
 
 
-def _cpu() -> Executor:
-    """The worker threads that hash, compress and verify payload bytes for every loop."""
-    global _workers
-    with _workers_lock:
-        if _workers is None:
-            _workers = ThreadPoolExecutor(
-                max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="offload-cpu"
-            )
-        return _workers
+def _pool(name: str) -> Executor:
+    """``"cpu"``: the threads that hash and compress payload bytes for every loop (they never
+    wait for the network); ``"read"``: the threads that read verified streams."""
+    with _pools_lock:
+        pool = _pools.get(name)
+        if pool is None:
+            size = max(4, 2 * (os.cpu_count() or 1)) if name == "cpu" else READERS
+            pool = _pools[name] = ThreadPoolExecutor(size, thread_name_prefix=f"offload-{name}")
+        return pool
 
 
-async def _on_worker(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` on a worker thread, awaited to its end even when cancelled meanwhile."""
-    loop = asyncio.get_running_loop()
-    return await finish(loop.run_in_executor(_cpu(), fn, *args))
+async def _on_worker(
+    fn: Callable[..., T], *args: Any, pool: str = "cpu", abort: Callable[[], object] | None = None
+) -> T:
+    """``fn(*args)`` on a worker thread. Cancelled before it started, it never runs; cancelled
+    while it runs, ``abort`` (if any) is called to make it end soon, and it is waited for."""
+    work = _pool(pool).submit(fn, *args)
+    try:
+        return await asyncio.shield(asyncio.wrap_future(work))
+    except asyncio.CancelledError:
+        if not work.cancel():
+            if abort is not None:
+                abort()
+            await asyncio.wait([asyncio.wrap_future(work)])
+        raise
 
 
 async def _reading(reader: BinaryIO, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)``, a read of ``reader``, on a worker thread. Cancelled meanwhile, the
-    reader's feed is closed so that the thread's read ends at once (not after the rest of the
-    payload has arrived), and the thread is waited for; the reader is then unusable."""
-    future = asyncio.get_running_loop().run_in_executor(_cpu(), fn, *args)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        feed = _feed_of(reader)
-        if feed is not None:
-            feed.close()
-        await asyncio.wait([future])
-        raise
+    """``fn(*args)``, a read of ``reader``, on a reading thread; cancelled meanwhile, the
+    reader's feed is closed so that the read ends at once (not after the rest of the payload),
+    and the reader is then unusable."""
+    feed = _feed_of(reader)
+    return await _on_worker(fn, *args, pool="read", abort=None if feed is None else feed.close)
 
 
 class _Feed(io.RawIOBase, BinaryIO):
@@ -95,11 +107,9 @@ class _Feed(io.RawIOBase, BinaryIO):
         self,
         source: AsyncSource,
         window: int = FEED_WINDOW,
-        on_close: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self._source = source
-        self._on_close = on_close
         #: The object's size, as the store said (``open_verified`` bounds a raw payload by it).
         self.size = source.size
         self._window = window
@@ -136,12 +146,12 @@ class _Feed(io.RawIOBase, BinaryIO):
             if not isinstance(exc, (Exception, asyncio.CancelledError)):
                 raise
         finally:
-            try:
-                await self._source.aclose()
-            finally:
-                on_close, self._on_close = self._on_close, None
-                if on_close is not None:
-                    on_close()
+            await self._source.aclose()
+
+    def _room_left(self) -> None:
+        with self._lock:
+            if self._buffered < self._window:
+                self._room.set()
 
     def readable(self) -> bool:
         return True
@@ -162,9 +172,10 @@ class _Feed(io.RawIOBase, BinaryIO):
                         self._pieces.popleft()
                     else:
                         self._pieces[0] = piece[n:]
+                full = self._buffered >= self._window
                 self._buffered -= count
-                if self._buffered < self._window:
-                    self._loop.call_soon_threadsafe(self._room.set)
+                if full and self._buffered < self._window:
+                    self._loop.call_soon_threadsafe(self._room_left)
                 return count
             if self._error is not None:
                 if isinstance(self._error, OffloadError):
@@ -194,34 +205,48 @@ class _Feed(io.RawIOBase, BinaryIO):
 
 
 class _Budget:
-    """Bytes that the payload reads on one event loop may hold at once: a read reserves what it
-    may buffer (its object's size, at most :data:`READ_RESERVE`) before it starts, and gives
-    it back when its source is done. A read larger than the whole budget waits to be alone."""
+    """Bytes that whole-payload reads on one event loop may hold at once: each reserves what
+    it may buffer (its object's size, at most :data:`READ_RESERVE`) before it opens the object
+    and gives it back when it is done, so waiting reads hold nothing. First come, first served;
+    a read larger than the whole budget waits to be alone."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.free = total
-        self._changed = asyncio.Condition()
-        self._loop = asyncio.get_running_loop()
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
-    async def reserve(self, size: int) -> int:
+    @asynccontextmanager
+    async def reserved(self, size: int) -> AsyncIterator[None]:
         size = min(size, self.total)
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.free >= size)
+        if self._waiting or self.free < size:
+            turn = asyncio.get_running_loop().create_future()
+            self._waiting.append((size, turn))
+            try:
+                await turn
+            except BaseException:
+                if turn.done() and not turn.cancelled():
+                    self._give_back(size)  # granted as it was cancelled
+                else:
+                    self._waiting.remove((size, turn))
+                    self._grant()
+                raise
+        else:
             self.free -= size
-        return size
+        try:
+            yield
+        finally:
+            self._give_back(size)
 
-    def give_back(self, size: int) -> None:
-        """Return ``size`` bytes (from any thread)."""
-        self._loop.call_soon_threadsafe(self._returned, size)
-
-    def _returned(self, size: int) -> None:
+    def _give_back(self, size: int) -> None:
         self.free += size
-        self._loop.create_task(self._notify())
+        self._grant()
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _grant(self) -> None:
+        while self._waiting and self._waiting[0][0] <= self.free:
+            size, turn = self._waiting.popleft()
+            if not turn.cancelled():
+                self.free -= size
+                turn.set_result(None)
 
 
 class _FeedIO:
@@ -246,18 +271,15 @@ class _FeedIO:
     async def delete(self, store: Store, key: str) -> None:
         await self._faces(store).delete(key)
 
-    async def open_read(self, store: Store, key: str, size: int | None) -> BinaryIO:
+    def reserving(self, size: int | None) -> AbstractAsyncContextManager[None]:
         loop = asyncio.get_running_loop()
         budget = self._budgets.get(loop)
         if budget is None:
             budget = self._budgets[loop] = _Budget(self._read_memory)
-        held = await budget.reserve(READ_RESERVE if size is None else min(size, READ_RESERVE))
-        try:
-            source = await self._faces(store).open_read(key, size=size)
-        except BaseException:
-            budget.give_back(held)
-            raise
-        return _Feed(source, on_close=partial(budget.give_back, held))
+        return budget.reserved(FEED_WINDOW if size is None else min(size, READ_RESERVE))
+
+    async def open_read(self, store: Store, key: str, size: int | None) -> BinaryIO:
+        return _Feed(await self._faces(store).open_read(key, size=size))
 
     async def read_all(self, reader: BinaryIO) -> bytes:
         return await _reading(reader, read_all, reader)
@@ -342,9 +364,11 @@ class AsyncOffloader:
     """:class:`~offload_core.offloader.Offloader`, awaited. Takes an offloader, or the same
     arguments as one (``AsyncOffloader("s3://payloads/orders", compression="zstd")``).
 
-    ``read_memory`` bounds what its payload reads buffer at once (each reserves its object's
-    size, up to 40 MiB, until it is closed; the rest wait), so a hundred concurrent resolves of
-    large payloads hold a bounded amount, not a hundred payloads in flight.
+    ``read_memory`` bounds what its whole-payload reads (``resolve``, ``read_pointer``, a
+    message's ``payload()``) buffer at once: each reserves its object's size, up to 40 MiB,
+    before it opens the object and until it is done, and the others wait, so a hundred
+    concurrent resolves of large payloads hold a bounded amount. Streams (``open``) are not
+    counted: each buffers at most 2 MiB ahead of its reader, plus the store's ranges in flight.
 
     Use it as ``async with`` (or call :meth:`aclose`) to release its stores' clients. Stores
     are reached through their asynchronous face (:func:`~offload_core.aio.store.async_face`),
