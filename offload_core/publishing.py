@@ -5,9 +5,9 @@ certain (the service refused it, the connection was never made), nobody can ever
 payload, so it is removed again (best effort). If the outcome is unknown (a read timeout, a
 connection closed before the answer, an interrupted process: the service may have accepted the
 message), the payload is kept, because a delivered message may point to it. Every send goes
-through :func:`compensating`: :meth:`Offloader.publish
-<offload_core.offloader.Offloader.publish>`, and the single and batch sends of every transport
-built on :class:`~offload_core.transport.TransportBase`.
+through :func:`compensating_flow` (:func:`compensating` is the same rule for a synchronous
+block): :meth:`Offloader.publish <offload_core.offloader.Offloader.publish>` and its
+asynchronous twin, and the single and batch sends of every transport on either face.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING
+
+from .flow import run_sync
 
 if TYPE_CHECKING:
     from .pointer import Pointer
@@ -24,6 +26,7 @@ __all__ = [
     "compensating",
     "compensating_flow",
     "discard_all",
+    "discarded",
     "is_outcome_unknown",
     "never_sent",
 ]
@@ -44,11 +47,18 @@ def never_sent(exc: BaseException) -> bool:
     return False
 
 
+async def discarded(
+    pointers: Iterable[Pointer | None], discard: Callable[[Pointer], Awaitable[object]]
+) -> None:
+    """Await ``discard`` for every stored payload among ``pointers``."""
+    for pointer in list(pointers):
+        if pointer is not None:
+            await discard(pointer)
+
+
 def discard_all(pointers: Iterable[Pointer | None], discard: Callable[[Pointer], object]) -> None:
     """``discard`` every stored payload among ``pointers``."""
-    for pointer in pointers:
-        if pointer is not None:
-            discard(pointer)
+    run_sync(discarded(pointers, _awaitable(discard)))
 
 
 @contextmanager
@@ -59,13 +69,23 @@ def compensating(
 ) -> Iterator[None]:
     """Inside the block the messages pointing to ``pointers`` are being sent: if it raises,
     their payloads are discarded, unless ``unknown`` says the outcome is unknown. ``pointers``
-    is read only then, so a generator over a list still being filled sees all of it."""
+    is read only then, so a generator over a list still being filled sees all of it. (The
+    rule is :func:`compensating_flow`'s, run at once.)"""
+    block = compensating_flow(pointers, _awaitable(discard), unknown)
+    run_sync(block.__aenter__())
     try:
         yield
     except BaseException as exc:
-        if not unknown(exc):
-            discard_all(pointers, discard)
+        run_sync(block.__aexit__(type(exc), exc, exc.__traceback__))
         raise
+    run_sync(block.__aexit__(None, None, None))
+
+
+def _awaitable(discard: Callable[[Pointer], object]) -> Callable[[Pointer], Awaitable[object]]:
+    async def discarding(pointer: Pointer) -> object:
+        return discard(pointer)
+
+    return discarding
 
 
 @asynccontextmanager
@@ -80,7 +100,5 @@ async def compensating_flow(
         yield
     except BaseException as exc:
         if not unknown(exc):
-            for pointer in list(pointers):
-                if pointer is not None:
-                    await discard(pointer)
+            await discarded(pointers, discard)
         raise

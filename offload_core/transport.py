@@ -45,7 +45,7 @@ from .message import Attribute, AttributeLike, OutgoingMessage, as_attributes
 from .observe import Operation, observing
 from .offloader import JSON_TYPE, is_json_value
 from .policy import utf8_size
-from .publishing import compensating_flow, is_outcome_unknown, never_sent
+from .publishing import compensating_flow, discarded, is_outcome_unknown, never_sent
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -334,9 +334,7 @@ class TransportCore(ABC):
         return await self.offloader.discard_flow(pointer, self._io)
 
     async def _discard_all(self, pointers: Iterable[Pointer | None]) -> None:
-        for pointer in pointers:
-            if pointer is not None:
-                await self._discard(pointer)
+        await discarded(pointers, self._discard)
 
     def _measure(self, message: OutgoingMessage, limits: Limits) -> int:
         return limits.measure(message.body, message.attributes if limits.carries_attributes else {})

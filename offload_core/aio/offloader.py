@@ -94,9 +94,15 @@ async def _on_worker(
 async def _reading(reader: BinaryIO, fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``, a read of ``reader``, on a reading thread; cancelled meanwhile, the
     reader's feed is closed so that the read ends at once (not after the rest of the payload),
-    and the reader is then unusable."""
+    its connection released before this returns, and the reader is then unusable."""
     feed = _feed_of(reader)
-    return await _on_worker(fn, *args, pool="read", abort=None if feed is None else feed.close)
+    try:
+        return await _on_worker(fn, *args, pool="read", abort=None if feed is None else feed.close)
+    except asyncio.CancelledError:
+        if feed is not None:
+            feed.close()
+            await feed.wait_closed()
+        raise
 
 
 class _Feed(io.RawIOBase, BinaryIO):
@@ -282,7 +288,13 @@ class _FeedIO:
         return _Feed(await self._faces(store).open_read(key, size=size))
 
     async def read_all(self, reader: BinaryIO) -> bytes:
-        return await _reading(reader, read_all, reader)
+        try:
+            return await _reading(reader, read_all, reader)
+        finally:
+            feed = _feed_of(reader)
+            if feed is not None:  # its connection is released before the read returns
+                feed.close()
+                await feed.wait_closed()
 
 
 class AsyncPayloadStream:
