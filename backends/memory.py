@@ -15,11 +15,13 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
-from offload_core.aio.store import InlineStore
 from offload_core.errors import ConfigurationError, PayloadNotFoundError
 from offload_core.store import ObjectInfo, StoreStream, key_problem, key_under, validate_key
+
+if TYPE_CHECKING:
+    from offload_core.aio.store import InlineStore
 
 __all__ = ["MemoryStore"]
 
@@ -71,6 +73,8 @@ class MemoryStore:
 
     def async_store(self) -> InlineStore:
         """The asynchronous face: this store's calls in place (it does no I/O)."""
+        from offload_core.aio.store import InlineStore
+
         return InlineStore(self)
 
     @classmethod

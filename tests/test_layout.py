@@ -165,6 +165,19 @@ def test_no_import_circles() -> None:
     assert circles == []
 
 
+def test_the_synchronous_face_never_imports_asyncio() -> None:
+    """A Lambda function on the synchronous face pays for no asyncio import at cold start."""
+    code = (
+        "import sys\n"
+        "import offload_core, offload_core.aio, offload_core.flow\n"
+        "import offload_transports.sqs, offload_transports.sns, offload_transports.eventbridge\n"
+        "import offload_transports.aws_lambda, offload_backends.memory, offload_backends.s3\n"
+        "print('asyncio' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_importing_every_core_module_loads_no_plugin_package_and_no_kit() -> None:
     core = sorted(name for name in MODULES if _is_core(name))
     rest = sorted(name for name in MODULES if _within(name, "offload_core") and not _is_core(name))

@@ -8,7 +8,6 @@ never needs this package to import the SDK.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import logging
@@ -60,13 +59,13 @@ class AsyncClients:
         self._session = session
         self._options = options
         self._stack: contextlib.AsyncExitStack | None = None
-        self._lock: asyncio.Lock | None = None
+        self._lock: Any = None
 
     @property
-    def lock(self) -> asyncio.Lock:
-        """Held while the client is made."""
+    def lock(self) -> Any:
+        """An ``asyncio.Lock`` held while the client is made (asyncio imported only then)."""
         if self._lock is None:
-            self._lock = asyncio.Lock()
+            self._lock = importlib.import_module("asyncio").Lock()
         return self._lock
 
     async def open(self, what: str) -> Any:

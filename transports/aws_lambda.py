@@ -40,7 +40,6 @@ aws-lambda-powertools' ``BatchProcessor``, :func:`powertools_handler` makes the 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
@@ -48,10 +47,9 @@ import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Generic, Literal, TypeVar, cast, overload
+from typing import IO, TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from offload_core.aio.delivery import AsyncDelivery
-from offload_core.aio.offloader import AsyncOffloader
 from offload_core.aws.events import AwsMessage, Service, event_messages
 from offload_core.aws.trace import carrier_with_xray
 from offload_core.delivery import Delivery, DeliveryCore
@@ -65,6 +63,11 @@ from offload_core.offloader import Offloader
 from offload_core.pipeline import CHUNK_SIZE, VerifyingReader
 
 from .eventbridge_detail import TRACE_MEMBER
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from offload_core.aio.offloader import AsyncOffloader
 
 __all__ = [
     "AsyncRecord",
@@ -548,6 +551,8 @@ async def async_process(
     of the group failed untried once one fails (the same rule as the synchronous face)."""
     if payload not in ("bytes", "stream"):
         raise ValueError(f"payload must be 'bytes' or 'stream', not {payload!r}")
+    import asyncio
+
     with_context = takes_context(fn)
     slots = asyncio.Semaphore(concurrency)
 
@@ -569,6 +574,8 @@ def invocation_loop() -> asyncio.AbstractEventLoop:
     """The event loop the asynchronous handlers run invocations on: one per process, kept
     across invocations (a Lambda container is frozen and thawed, not restarted), so the
     clients an :class:`~offload_core.aio.AsyncOffloader` made on it stay usable."""
+    import asyncio
+
     global _loop
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()

@@ -34,7 +34,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypedDict, TypeVar, cast
 
-from offload_core.aio.offloader import AsyncOffloader
 from offload_core.aio.transport import AsyncTransportBase
 from offload_core.aws.arn import region_of
 from offload_core.aws.errors import is_transient as transient
@@ -64,6 +63,8 @@ from .eventbridge_detail import TRACE_MEMBER, check_kept, with_member, wrap
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from offload_core.aio.offloader import AsyncOffloader
 
 __all__ = [
     "DEFAULT_MAX_ENTRY_SIZE",

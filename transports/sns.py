@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from offload_core.aio.offloader import AsyncOffloader
 from offload_core.aio.transport import AsyncTransportBase
 from offload_core.aws.arn import region_of
 from offload_core.errors import IncompatibleOptionsError
@@ -50,6 +49,8 @@ from ._publish import (
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from offload_core.aio.offloader import AsyncOffloader
 
 __all__ = [
     "SNS_MAX_MESSAGE_SIZE",

@@ -34,7 +34,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypedDict, TypeVar, cast
 
 from offload_core.aio.delivery import AsyncDelivery
-from offload_core.aio.offloader import AsyncOffloader
 from offload_core.aio.transport import AsyncTransportBase
 from offload_core.aws.arn import region_of
 from offload_core.aws.errors import translated
@@ -60,6 +59,8 @@ from ._publish import (
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from offload_core.aio.offloader import AsyncOffloader
 
 __all__ = [
     "SQS_MAX_MESSAGE_SIZE",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from offload_core.delivery import DeliveryCore
 
-from .offloader import AsyncPayloadStream, Opening
+if TYPE_CHECKING:
+    from .offloader import AsyncPayloadStream, Opening
 
 __all__ = ["AsyncDelivery"]
 
@@ -20,7 +23,11 @@ class AsyncDelivery(DeliveryCore):
     def open(self) -> Opening:
         """The payload as a verifying stream: ``async with message.open() as stream``; the read
         that reaches the end raises if anything is wrong, so act on the data only then."""
+        from .offloader import Opening
+
         return Opening(self._stream_of())
 
     async def _stream_of(self) -> AsyncPayloadStream:
+        from .offloader import AsyncPayloadStream
+
         return AsyncPayloadStream(await self._open())
