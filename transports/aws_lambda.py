@@ -53,14 +53,14 @@ from offload_core.aio.delivery import AsyncDelivery
 from offload_core.aws.events import AwsMessage, Service, event_messages
 from offload_core.aws.trace import carrier_with_xray
 from offload_core.delivery import Delivery, DeliveryCore
-from offload_core.errors import IntegrityError, OffloadError
+from offload_core.errors import OffloadError
 from offload_core.events import ErrorEvent, ResolvedEvent, StoredEvent
 from offload_core.flow import run_sync
 from offload_core.hookspecs import hookimpl
 from offload_core.message import Attribute
 from offload_core.observe import Observer, observing
 from offload_core.offloader import Offloader
-from offload_core.pipeline import CHUNK_SIZE, VerifyingReader
+from offload_core.pipeline import CHUNK_SIZE
 
 from .eventbridge_detail import TRACE_MEMBER
 
@@ -324,13 +324,7 @@ def _call(
             return fn(spooled, record, *extra)
     with record.open() as stream:
         result = fn(stream, record, *extra)
-        if isinstance(stream, VerifyingReader) and not stream.verified:
-            raise IntegrityError(
-                f"the payload of record {record.id} was not read to its end, so it was never "
-                "verified; read the whole stream",
-                location=stream.location,
-                check="unverified",
-            )
+        record.check_deliverable()  # a stream not read to its verified end fails the record
     return result
 
 
@@ -501,9 +495,13 @@ class AsyncRecord(RecordCore, AsyncDelivery):
     """A record whose payload is awaited: ``await record.payload()``, ``async with
     record.open() as stream``; the same checks as :class:`Record`."""
 
+    _json: Any = None
+
     async def json(self) -> Any:
-        """The payload parsed as JSON."""
-        return json.loads(await self.payload())
+        """The payload parsed as JSON, read once."""
+        if self._json is None:
+            self._json = json.loads(await self.payload())
+        return self._json
 
 
 def async_records(event: Mapping[str, Any], offloader: AsyncOffloader) -> list[AsyncRecord]:
@@ -528,13 +526,7 @@ async def _acall(
         return
     async with record.open() as stream:
         await fn(stream, record, *extra)
-        if not stream.verified:
-            raise IntegrityError(
-                f"the payload of record {record.id} was not read to its end, so it was never "
-                "verified; read the whole stream",
-                location=record.pointer.location if record.pointer else None,
-                check="unverified",
-            )
+        record.check_deliverable()  # a stream not read to its verified end fails the record
 
 
 async def async_process(

@@ -481,9 +481,9 @@ class AsyncOffloader:
             return received.body.encode() if isinstance(received.body, str) else received.body
         return await self.read_pointer(received.pointer)
 
-    async def read_pointer(self, pointer: Pointer, **message: Any) -> bytes:
+    async def read_pointer(self, pointer: Pointer) -> bytes:
         """Dereference and verify a pointer; the whole payload in memory."""
-        return await self.offloader.read_flow(pointer, message, self.io)
+        return await self.offloader.read_flow(pointer, {}, self.io)
 
     def open(self, body: str | bytes, attributes: Mapping[str, Any] | None = None) -> Opening:
         """The payload as a verifying stream: ``async with off.open(body) as stream``."""
@@ -493,13 +493,13 @@ class AsyncOffloader:
             return Opening(_ready(AsyncPayloadStream(io.BytesIO(data))))
         return self.open_pointer(received.pointer)
 
-    def open_pointer(self, pointer: Pointer, **message: Any) -> Opening:
+    def open_pointer(self, pointer: Pointer) -> Opening:
         """A verifying stream of a pointer's payload; refused before any I/O as
         ``Offloader.open_pointer`` refuses."""
-        return Opening(self._open(pointer, message))
+        return Opening(self._open(pointer))
 
-    async def _open(self, pointer: Pointer, message: Mapping[str, Any]) -> AsyncPayloadStream:
-        reader = await self.offloader.open_flow(pointer, message, self.io)
+    async def _open(self, pointer: Pointer) -> AsyncPayloadStream:
+        reader = await self.offloader.open_flow(pointer, {}, self.io)
         return AsyncPayloadStream(reader)
 
 
