@@ -97,6 +97,8 @@ async def _reading(reader: BinaryIO, fn: Callable[..., T], *args: Any) -> T:
     its connection released before this returns, and the reader is then unusable."""
     feed = _feed_of(reader)
     try:
+        if feed is not None:
+            await feed.filled()
         return await _on_worker(fn, *args, pool="read", abort=None if feed is None else feed.close)
     except asyncio.CancelledError:
         if feed is not None:
@@ -127,6 +129,8 @@ class _Feed(io.RawIOBase, BinaryIO):
         self._loop = asyncio.get_running_loop()
         self._room = asyncio.Event()
         self._room.set()
+        #: Set once a reading thread would find a window's worth of bytes, or the end.
+        self._ready = asyncio.Event()
         self._task = self._loop.create_task(self._pump())
 
     async def _pump(self) -> None:
@@ -140,8 +144,10 @@ class _Feed(io.RawIOBase, BinaryIO):
                         self._buffered += len(data)
                         if self._buffered >= self._window:
                             self._room.clear()
+                            self._ready.set()
                     else:
                         self._eof = True
+                        self._ready.set()
                     self._lock.notify_all()
                 if not data:
                     return
@@ -149,6 +155,7 @@ class _Feed(io.RawIOBase, BinaryIO):
             with self._lock:
                 self._error = exc
                 self._lock.notify_all()
+            self._ready.set()
             if not isinstance(exc, (Exception, asyncio.CancelledError)):
                 raise
         finally:
@@ -204,6 +211,11 @@ class _Feed(io.RawIOBase, BinaryIO):
             self._lock.notify_all()
         if not self._task.done():
             self._loop.call_soon_threadsafe(self._task.cancel)
+
+    async def filled(self) -> None:
+        """Until a window's worth of bytes is buffered, or the end (or an error) is reached:
+        a reading thread started then does not sit waiting for the network."""
+        await self._ready.wait()
 
     async def wait_closed(self) -> None:
         """Until the source is released (the pump has ended)."""
