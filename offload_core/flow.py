@@ -12,7 +12,7 @@ s3fs on the caller's loop. Thresholds, formats, detection, verification, compens
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, cast
 
@@ -84,6 +84,11 @@ class StoreIO(Protocol):
         """:func:`offload_core.pipeline.read_all` of ``reader``."""
         ...
 
+    async def cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """``fn(*args)``, work on payload bytes (hashing a whole payload): at once, or on a
+        worker thread so that the event loop is not held."""
+        ...
+
     def reserving(self, size: int | None) -> AbstractAsyncContextManager[None]:
         """Held around a whole-payload read of an object of ``size`` stored bytes (if known):
         where a face bounds the memory of concurrent reads, the read waits here for its turn."""
@@ -120,6 +125,9 @@ class SyncStoreIO:
 
     async def read_all(self, reader: BinaryIO) -> bytes:
         return read_all(reader)
+
+    async def cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
+        return fn(*args)
 
     @asynccontextmanager
     async def reserving(self, size: int | None) -> AsyncIterator[None]:

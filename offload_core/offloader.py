@@ -434,7 +434,7 @@ class Offloader:
         now = datetime.now(timezone.utc)
         expires = now + self.expires_after if self.expires_after else None
         if self.content_addressed:
-            payload, request = self._content_address(payload, now, content_type)
+            payload, request = await io.cpu(self._content_address, payload, now, content_type)
         else:
             request = KeyRequest(now=now, content_type=content_type)
         if key is None:
@@ -513,7 +513,7 @@ class Offloader:
         except BaseException:
             pending.close()
             raise
-        return pending.result()
+        return await io.cpu(pending.result)  # the digest's last batch
 
     def _content_address(
         self, payload: Payload, now: datetime, content_type: str | None

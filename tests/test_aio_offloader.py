@@ -338,3 +338,18 @@ def test_open_streams_neither_starve_publishes_nor_block_resolves() -> None:
                 await stream.aclose()
 
     asyncio.run(main())
+
+
+def test_content_addressed_payloads_are_stored_once_on_the_asynchronous_face(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with AsyncOffloader(tmp_path.as_uri(), content_addressed=True) as off:
+            first = await off.store_payload(PAYLOAD)
+            again = await off.store_payload(PAYLOAD)
+            assert again.location == first.location
+            assert again.digest == first.digest
+            assert await off.read_pointer(again) == PAYLOAD
+
+    asyncio.run(main())
+    assert len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1

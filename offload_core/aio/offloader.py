@@ -289,6 +289,9 @@ class _FeedIO:
     async def delete(self, store: Store, key: str) -> None:
         await self._faces(store).delete(key)
 
+    async def cpu(self, fn: Callable[..., T], /, *args: Any) -> T:
+        return await _on_worker(fn, *args)
+
     def reserving(self, size: int | None) -> AbstractAsyncContextManager[None]:
         loop = asyncio.get_running_loop()
         budget = self._budgets.get(loop)
